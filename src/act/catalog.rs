@@ -1,0 +1,256 @@
+//! The actions medic knows, each with the least risk a playbook may give it.
+//!
+//! A playbook may rate a step riskier than its action's floor, never safer.
+//! The catalog is the only list of things medic can do: a playbook naming
+//! anything else fails lint, and the LLM cannot add to it.
+
+use crate::model::Risk;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What kind of object an action works on; the planner resolves it from the
+/// triggering signal (the pod, its node, or its owning workload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Pod,
+    Node,
+    Workload,
+    /// The incident itself (escalate).
+    Incident,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    Integer,
+    String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub kind: ParamType,
+    pub required: bool,
+    pub description: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    CaptureLogs,
+    CordonNode,
+    UncordonNode,
+    DrainNode,
+    EvictPod,
+    DeletePod,
+    RolloutUndo,
+    RolloutRestart,
+    Scale,
+    Escalate,
+}
+
+/// Everything the rest of medic needs to know about an action.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ActionSpec {
+    pub action: Action,
+    pub name: &'static str,
+    pub floor: Risk,
+    pub target: TargetKind,
+    /// Whether it changes the cluster (observe mode runs only read-only ones).
+    pub mutating: bool,
+    pub params: &'static [ParamSpec],
+    pub description: &'static str,
+}
+
+const DELTA: ParamSpec = ParamSpec {
+    name: "delta",
+    kind: ParamType::Integer,
+    required: false,
+    description: "replicas to add (negative to remove); exactly one of delta and replicas",
+};
+const REPLICAS: ParamSpec = ParamSpec {
+    name: "replicas",
+    kind: ParamType::Integer,
+    required: false,
+    description: "replica count to set; exactly one of delta and replicas",
+};
+const REASON: ParamSpec = ParamSpec {
+    name: "reason",
+    kind: ParamType::String,
+    required: true,
+    description: "why a person must look, shown in the escalation",
+};
+
+pub const CATALOG: &[ActionSpec] = &[
+    ActionSpec {
+        action: Action::CaptureLogs,
+        name: "capture_logs",
+        floor: Risk::None,
+        target: TargetKind::Pod,
+        mutating: false,
+        params: &[],
+        description: "Reads the last logs of the pod's containers (and the previous container's) into the incident.",
+    },
+    ActionSpec {
+        action: Action::CordonNode,
+        name: "cordon_node",
+        floor: Risk::Low,
+        target: TargetKind::Node,
+        mutating: true,
+        params: &[],
+        description: "Marks the node unschedulable (spec.unschedulable=true); running pods stay.",
+    },
+    ActionSpec {
+        action: Action::UncordonNode,
+        name: "uncordon_node",
+        floor: Risk::Low,
+        target: TargetKind::Node,
+        mutating: true,
+        params: &[],
+        description: "Marks the node schedulable again.",
+    },
+    ActionSpec {
+        action: Action::DrainNode,
+        name: "drain_node",
+        floor: Risk::High,
+        target: TargetKind::Node,
+        mutating: true,
+        params: &[],
+        description: "Cordons the node and evicts its pods through the Eviction API, skipping DaemonSet and mirror pods.",
+    },
+    ActionSpec {
+        action: Action::EvictPod,
+        name: "evict_pod",
+        floor: Risk::Medium,
+        target: TargetKind::Pod,
+        mutating: true,
+        params: &[],
+        description: "Evicts the pod through the Eviction API, so PodDisruptionBudgets are respected.",
+    },
+    ActionSpec {
+        action: Action::DeletePod,
+        name: "delete_pod",
+        floor: Risk::Medium,
+        target: TargetKind::Pod,
+        mutating: true,
+        params: &[],
+        description: "Deletes the pod; refused unless a controller owns it and will replace it.",
+    },
+    ActionSpec {
+        action: Action::RolloutUndo,
+        name: "rollout_undo",
+        floor: Risk::Medium,
+        target: TargetKind::Workload,
+        mutating: true,
+        params: &[],
+        description: "Rolls the Deployment back to its previous revision's pod template, as `kubectl rollout undo` does.",
+    },
+    ActionSpec {
+        action: Action::RolloutRestart,
+        name: "rollout_restart",
+        floor: Risk::Low,
+        target: TargetKind::Workload,
+        mutating: true,
+        params: &[],
+        description: "Restarts the workload's pods with a rolling update, as `kubectl rollout restart` does.",
+    },
+    ActionSpec {
+        action: Action::Scale,
+        name: "scale",
+        floor: Risk::Low,
+        target: TargetKind::Workload,
+        mutating: true,
+        params: &[DELTA, REPLICAS],
+        description: "Changes the workload's replicas through the scale subresource.",
+    },
+    ActionSpec {
+        action: Action::Escalate,
+        name: "escalate",
+        floor: Risk::None,
+        target: TargetKind::Incident,
+        mutating: false,
+        params: &[REASON],
+        description: "Stops the plan and hands the incident to people with the reason given.",
+    },
+];
+
+impl Action {
+    pub fn spec(self) -> &'static ActionSpec {
+        // Row order follows the enum; a test checks every row's action.
+        let row = match self {
+            Action::CaptureLogs => 0,
+            Action::CordonNode => 1,
+            Action::UncordonNode => 2,
+            Action::DrainNode => 3,
+            Action::EvictPod => 4,
+            Action::DeletePod => 5,
+            Action::RolloutUndo => 6,
+            Action::RolloutRestart => 7,
+            Action::Scale => 8,
+            Action::Escalate => 9,
+        };
+        &CATALOG[row]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    pub fn from_name(name: &str) -> Option<Action> {
+        CATALOG.iter().find(|s| s.name == name).map(|s| s.action)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The known action name closest to `name`, for lint hints.
+pub fn nearest_action(name: &str) -> Option<&'static str> {
+    CATALOG
+        .iter()
+        .map(|s| (edit_distance(name, s.name), s.name))
+        .filter(|(d, n)| *d <= (n.len() / 2).max(3))
+        .min()
+        .map(|(_, n)| n)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_one_row_and_names_round_trip() {
+        for spec in CATALOG {
+            assert_eq!(CATALOG.iter().filter(|s| s.action == spec.action).count(), 1);
+            assert_eq!(Action::from_name(spec.name), Some(spec.action));
+            assert_eq!(spec.action.spec().action, spec.action);
+            let yaml: Action = serde_yaml::from_str(spec.name).unwrap();
+            assert_eq!(yaml, spec.action);
+        }
+    }
+
+    #[test]
+    fn suggests_the_nearest_name() {
+        assert_eq!(nearest_action("cordon"), Some("cordon_node"));
+        assert_eq!(nearest_action("rollback_undo"), Some("rollout_undo"));
+        assert_eq!(nearest_action("format_disk"), None);
+    }
+}

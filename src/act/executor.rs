@@ -1,0 +1,383 @@
+//! Running a plan: one step after another, each checked by policy, verified
+//! with PromQL when it has a `waitFor`, rolled back when it fails.
+//!
+//! A run is a state machine advanced once per evaluation tick, so waiting
+//! for a verification never blocks other incidents, and replay drives it
+//! with simulated time exactly as the live loop does with the clock.
+
+use super::Action;
+use crate::cluster::{ActionRequest, Cluster, ClusterSnapshot};
+use crate::config::{Config, Mode};
+use crate::escalate::{Escalation, EscalationRecord, Escalator, Notification};
+use crate::incident::{Incident, Stage};
+use crate::metrics::Metrics;
+use crate::model::{ObjectRef, Risk, Timestamp, format_secs};
+use crate::plan::{Decision, Plan, PlannedStep, build_context, decide};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionResult {
+    Ok,
+    Failed,
+    /// Sent as a server-side dry run (observe mode): validated, not applied.
+    DryRun,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionRecord {
+    pub at: Timestamp,
+    pub playbook: String,
+    pub step: usize,
+    pub action: Action,
+    pub target: Option<ObjectRef>,
+    pub risk: Risk,
+    pub result: ActionResult,
+    pub message: String,
+    /// Whether it ran as part of the playbook's rollback.
+    pub rollback: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunState {
+    /// The step at `next` is due.
+    Ready,
+    /// The step before `next` ran; its waitFor is being checked.
+    Verifying {
+        started: Timestamp,
+        holding_since: Option<Timestamp>,
+        last_error: Option<String>,
+    },
+    /// Stopped before the step at `next`, waiting for people.
+    AwaitingApproval { reason: String },
+    Done,
+    Failed { reason: String },
+}
+
+/// What advancing a run did, for the caller's bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    Waiting,
+    Stopped,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanRun {
+    pub plan: Plan,
+    pub next: usize,
+    pub state: RunState,
+}
+
+/// The ports and settings a run needs.
+pub struct Ports<'a> {
+    pub cluster: &'a dyn Cluster,
+    pub metrics: &'a dyn Metrics,
+    pub escalator: &'a dyn Escalator,
+    pub config: &'a Config,
+    pub snapshot: &'a ClusterSnapshot,
+}
+
+impl PlanRun {
+    pub fn new(plan: Plan) -> Self {
+        PlanRun {
+            plan,
+            next: 0,
+            state: RunState::Ready,
+        }
+    }
+
+    /// Still running or verifying: the incident may not resolve under it.
+    pub fn is_active(&self) -> bool {
+        matches!(self.state, RunState::Ready | RunState::Verifying { .. })
+    }
+
+    /// Advances as far as it can at `now`.
+    pub async fn advance(&mut self, inc: &mut Incident, ports: &Ports<'_>, now: Timestamp) -> StepOutcome {
+        loop {
+            match &self.state {
+                RunState::Verifying { .. } => {
+                    if !self.verify(inc, ports, now).await {
+                        return StepOutcome::Waiting;
+                    }
+                }
+                RunState::Ready => {
+                    let Some(step) = self.plan.steps.get(self.next).cloned() else {
+                        self.state = RunState::Done;
+                        let text = format!(
+                            "playbook {} completed: {}",
+                            self.plan.playbook,
+                            summary_of_actions(inc)
+                        );
+                        notify(inc, ports, now, text).await;
+                        return StepOutcome::Stopped;
+                    };
+                    if !self.run_step(&step, inc, ports, now).await {
+                        return StepOutcome::Stopped;
+                    }
+                }
+                _ => return StepOutcome::Stopped,
+            }
+        }
+    }
+
+    /// Runs one step; true if the run may go on to the next state this tick.
+    async fn run_step(&mut self, step: &PlannedStep, inc: &mut Incident, ports: &Ports<'_>, now: Timestamp) -> bool {
+        if let Some(cond) = &step.when {
+            let ctx = build_context(inc, self.plan.signal, ports.snapshot, now);
+            match cond.eval(&ctx) {
+                Ok(true) => {}
+                Ok(false) => {
+                    inc.record(now, Stage::Skip, format!("step {} {}: `{}` is false", step.index, step.action, cond.source()));
+                    self.next += 1;
+                    return true;
+                }
+                Err(e) => {
+                    let reason = format!("step {} {}: cannot tell whether to run it: {e}", step.index, step.action);
+                    self.stop_for_people(inc, ports, now, reason).await;
+                    return false;
+                }
+            }
+        }
+        match decide(step, self.plan.playbook_bound, ports.config) {
+            Decision::Escalate(mut reason) => {
+                if ports.config.mode == Mode::Observe && step.action.spec().mutating && step.problem.is_none() {
+                    // Show what would happen: the API server validates it, nothing changes.
+                    if let Err(e) = self.perform(step, inc, ports, now, true, false).await {
+                        reason.push_str(&format!("; its dry run failed: {e}"));
+                    }
+                }
+                self.stop_for_people(inc, ports, now, reason).await;
+                false
+            }
+            Decision::Run => match self.perform(step, inc, ports, now, false, false).await {
+                Ok(()) => {
+                    if let Some(v) = &step.verify {
+                        inc.record(
+                            now,
+                            Stage::Verify,
+                            format!("waiting up to {} for `{}` to hold {}", v.timeout, one_line(&v.query), v.for_),
+                        );
+                        self.state = RunState::Verifying {
+                            started: now,
+                            holding_since: None,
+                            last_error: None,
+                        };
+                    }
+                    self.next += 1;
+                    true
+                }
+                Err(reason) => {
+                    self.fail(inc, ports, now, reason).await;
+                    false
+                }
+            },
+        }
+    }
+
+    /// Checks the waitFor of the step just run; true once it has held long enough.
+    async fn verify(&mut self, inc: &mut Incident, ports: &Ports<'_>, now: Timestamp) -> bool {
+        let Some(step) = self.next.checked_sub(1).and_then(|i| self.plan.steps.get(i)).cloned() else {
+            self.state = RunState::Ready;
+            return true;
+        };
+        let Some(v) = &step.verify else {
+            self.state = RunState::Ready;
+            return true;
+        };
+        let RunState::Verifying {
+            started,
+            holding_since,
+            last_error,
+        } = &mut self.state
+        else {
+            return true;
+        };
+        match ports.metrics.instant(&v.query, now).await {
+            Ok(series) if !series.is_empty() => {
+                let since = *holding_since.get_or_insert(now);
+                if now - since >= v.for_.0 {
+                    inc.record(
+                        now,
+                        Stage::Verify,
+                        format!("step {} {} verified: condition held {}", step.index, step.action, format_secs(now - since)),
+                    );
+                    self.state = RunState::Ready;
+                    return true;
+                }
+            }
+            Ok(_) => *holding_since = None,
+            Err(e) => {
+                *holding_since = None;
+                *last_error = Some(e.to_string());
+            }
+        }
+        if now - *started >= v.timeout.0 {
+            let mut reason = format!(
+                "step {} {} not verified within {}: `{}` did not hold {}",
+                step.index,
+                step.action,
+                v.timeout,
+                one_line(&v.query),
+                v.for_
+            );
+            if let Some(e) = last_error {
+                reason.push_str(&format!(" (last query error: {e})"));
+            }
+            self.fail(inc, ports, now, reason).await;
+        }
+        false
+    }
+
+    async fn perform(
+        &self,
+        step: &PlannedStep,
+        inc: &mut Incident,
+        ports: &Ports<'_>,
+        now: Timestamp,
+        dry_run: bool,
+        rollback: bool,
+    ) -> Result<(), String> {
+        let Some(target) = step.target.clone() else {
+            return Err(step.problem.clone().unwrap_or_else(|| format!("{} has no target", step.action)));
+        };
+        let request = ActionRequest {
+            action: step.action,
+            target: target.clone(),
+            params: step.params.clone(),
+            dry_run,
+            at: now,
+            incident: inc.id.clone(),
+            playbook: self.plan.playbook.clone(),
+            step: step.index,
+        };
+        let outcome = ports.cluster.perform(&request).await;
+        let (result, message) = match &outcome {
+            Ok(m) if dry_run => (ActionResult::DryRun, m.clone()),
+            Ok(m) => (ActionResult::Ok, m.clone()),
+            Err(e) => (ActionResult::Failed, e.to_string()),
+        };
+        let stage = if rollback { Stage::Rollback } else { Stage::Execute };
+        let status = match result {
+            ActionResult::Ok => "ok",
+            ActionResult::Failed => "FAILED",
+            ActionResult::DryRun => "dry run",
+        };
+        inc.record(
+            now,
+            stage,
+            format!("{} {} [{} risk]: {status}: {message}", step.action, target, step.risk),
+        );
+        inc.actions.push(ActionRecord {
+            at: now,
+            playbook: self.plan.playbook.clone(),
+            step: step.index,
+            action: step.action,
+            target: Some(target),
+            risk: step.risk,
+            result,
+            message: message.clone(),
+            rollback,
+        });
+        outcome.map(|_| ()).map_err(|e| format!("step {} {} failed: {e}", step.index, step.action))
+    }
+
+    /// Runs the rollback steps that policy allows, then escalates.
+    async fn fail(&mut self, inc: &mut Incident, ports: &Ports<'_>, now: Timestamp, reason: String) {
+        let mut reason = reason;
+        for step in self.plan.rollback.clone() {
+            match decide(&step, self.plan.playbook_bound, ports.config) {
+                Decision::Run => {
+                    if let Err(e) = self.perform(&step, inc, ports, now, false, true).await {
+                        reason.push_str(&format!("; rollback {e}"));
+                        break;
+                    }
+                }
+                Decision::Escalate(why) => {
+                    inc.record(now, Stage::Rollback, format!("rollback step {} {} not run: {why}", step.index, step.action));
+                    reason.push_str(&format!("; rollback step {} not run: {why}", step.index));
+                }
+            }
+        }
+        send_escalation(inc, ports, now, reason.clone(), Some(self)).await;
+        self.state = RunState::Failed { reason };
+    }
+
+    async fn stop_for_people(&mut self, inc: &mut Incident, ports: &Ports<'_>, now: Timestamp, reason: String) {
+        send_escalation(inc, ports, now, reason.clone(), Some(self)).await;
+        self.state = RunState::AwaitingApproval { reason };
+    }
+}
+
+fn one_line(query: &str) -> String {
+    query.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn summary_of_actions(inc: &Incident) -> String {
+    let done: Vec<String> = inc
+        .actions
+        .iter()
+        .filter(|a| a.result == ActionResult::Ok)
+        .map(|a| match &a.target {
+            Some(t) => format!("{} {}", a.action, t),
+            None => a.action.to_string(),
+        })
+        .collect();
+    if done.is_empty() {
+        "no action needed".into()
+    } else {
+        done.join(", ")
+    }
+}
+
+/// Sends an escalation once per distinct reason and records it.
+pub async fn send_escalation(
+    inc: &mut Incident,
+    ports: &Ports<'_>,
+    now: Timestamp,
+    reason: String,
+    run: Option<&PlanRun>,
+) {
+    if inc.escalations.iter().any(|e| e.reason == reason) {
+        return;
+    }
+    let escalation = Escalation {
+        incident: inc.id.clone(),
+        severity: inc.severity,
+        at: now,
+        reason: reason.clone(),
+        root_cause: inc.root_cause().cloned(),
+        summary: inc.diagnosis.as_ref().map(|d| d.summary.clone()).unwrap_or_default(),
+        playbook: run.map(|r| r.plan.playbook.clone()),
+        plan: run.map(|r| r.plan.lines()).unwrap_or_default(),
+        stopped_at_step: run.and_then(|r| r.plan.steps.get(r.next)).map(|s| s.index),
+    };
+    let channel = ports.escalator.channel().to_string();
+    let delivered = match ports.escalator.escalate(&escalation).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(incident = %inc.id, error = %e, "escalation not delivered");
+            false
+        }
+    };
+    let plan = run.map(|r| format!("; plan: {}", r.plan.describe())).unwrap_or_default();
+    inc.record(now, Stage::Escalate, format!("to people via {channel}: {reason}{plan}"));
+    inc.escalations.push(EscalationRecord {
+        at: now,
+        reason,
+        channel,
+        delivered,
+    });
+}
+
+pub async fn notify(inc: &mut Incident, ports: &Ports<'_>, now: Timestamp, text: String) {
+    let n = Notification {
+        incident: inc.id.clone(),
+        at: now,
+        text: text.clone(),
+    };
+    let channel = ports.escalator.channel().to_string();
+    if let Err(e) = ports.escalator.notify(&n).await {
+        tracing::warn!(incident = %inc.id, error = %e, "notification not delivered");
+    }
+    inc.record(now, Stage::Notify, format!("via {channel}: {text}"));
+}

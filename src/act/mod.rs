@@ -1,0 +1,8 @@
+//! Acting on a plan: the action catalog, the executor that runs steps and
+//! verifies them, and rollback.
+
+pub mod catalog;
+mod executor;
+
+pub use catalog::{Action, ActionSpec, CATALOG, TargetKind};
+pub use executor::{ActionRecord, ActionResult, PlanRun, Ports, RunState, StepOutcome, notify, send_escalation};

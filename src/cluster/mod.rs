@@ -1,0 +1,58 @@
+//! The `Cluster` port: read the objects medic reasons about; perform typed
+//! actions. `SimCluster` holds a fixture's objects in memory.
+
+mod object;
+mod sim;
+mod snapshot;
+
+pub use object::{ClusterObject, ObjectError};
+pub use sim::SimCluster;
+pub use snapshot::{ChangeEvent, ClusterSnapshot, NodeInfo, PodInfo, WorkloadInfo};
+
+use crate::act::Action;
+use crate::model::{ObjectRef, Timestamp};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClusterError {
+    #[error("{0} not found")]
+    NotFound(ObjectRef),
+    #[error("{action} refused on {target}: {reason}")]
+    Refused {
+        action: Action,
+        target: ObjectRef,
+        reason: String,
+    },
+    #[error("{action} on {target} is not supported: {reason}")]
+    Unsupported {
+        action: Action,
+        target: ObjectRef,
+        reason: String,
+    },
+    #[error("cluster API error: {0}")]
+    Api(String),
+}
+
+/// One action for the cluster to perform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionRequest {
+    pub action: Action,
+    pub target: ObjectRef,
+    pub params: BTreeMap<String, serde_yaml::Value>,
+    /// Sent as a server-side dry run: validated, not persisted.
+    pub dry_run: bool,
+    pub at: Timestamp,
+    pub incident: String,
+    pub playbook: String,
+    pub step: usize,
+}
+
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// What the planner and correlator need to know, read now.
+    async fn snapshot(&self) -> Result<ClusterSnapshot, ClusterError>;
+
+    /// Performs one action and says what it did.
+    async fn perform(&self, request: &ActionRequest) -> Result<String, ClusterError>;
+}

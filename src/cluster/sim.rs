@@ -1,0 +1,353 @@
+//! `SimCluster`: a fixture's objects in memory. Actions change them the way
+//! the API server would, so later steps and checks see the result.
+
+use super::{ActionRequest, ChangeEvent, Cluster, ClusterError, ClusterObject, ClusterSnapshot};
+use crate::act::Action;
+use crate::model::ObjectRef;
+use async_trait::async_trait;
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<ObjectRef, ClusterObject>,
+    changes: Vec<ChangeEvent>,
+    performed: Vec<ActionRequest>,
+}
+
+#[derive(Default)]
+pub struct SimCluster {
+    state: Mutex<State>,
+}
+
+impl SimCluster {
+    pub fn new(objects: Vec<ClusterObject>, changes: Vec<ChangeEvent>) -> Self {
+        let objects = objects.into_iter().map(|o| (o.reference.clone(), o)).collect();
+        SimCluster {
+            state: Mutex::new(State {
+                objects,
+                changes,
+                performed: Vec::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave objects half-changed in
+        // a way later reads would misjudge, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every request performed, in order (dry runs included).
+    pub fn performed(&self) -> Vec<ActionRequest> {
+        self.lock().performed.clone()
+    }
+
+    pub fn object(&self, reference: &ObjectRef) -> Option<ClusterObject> {
+        self.lock().objects.get(reference).cloned()
+    }
+}
+
+#[async_trait]
+impl Cluster for SimCluster {
+    async fn snapshot(&self) -> Result<ClusterSnapshot, ClusterError> {
+        let state = self.lock();
+        let objects: Vec<ClusterObject> = state.objects.values().cloned().collect();
+        Ok(ClusterSnapshot::from_objects(&objects, state.changes.clone()))
+    }
+
+    async fn perform(&self, req: &ActionRequest) -> Result<String, ClusterError> {
+        let mut state = self.lock();
+        state.performed.push(req.clone());
+        let mut scratch;
+        // A dry run validates against a copy and throws the copy away.
+        let target_state: &mut State = if req.dry_run {
+            scratch = State {
+                objects: state.objects.clone(),
+                changes: Vec::new(),
+                performed: Vec::new(),
+            };
+            &mut scratch
+        } else {
+            &mut state
+        };
+        let message = apply(target_state, req)?;
+        Ok(if req.dry_run {
+            format!("(dry run) {message}")
+        } else {
+            message
+        })
+    }
+}
+
+fn refused(req: &ActionRequest, reason: impl Into<String>) -> ClusterError {
+    ClusterError::Refused {
+        action: req.action,
+        target: req.target.clone(),
+        reason: reason.into(),
+    }
+}
+
+fn expect_kind(req: &ActionRequest, kinds: &[&str]) -> Result<(), ClusterError> {
+    if kinds.contains(&req.target.kind.as_str()) {
+        Ok(())
+    } else {
+        Err(ClusterError::Unsupported {
+            action: req.action,
+            target: req.target.clone(),
+            reason: format!("works on {}", kinds.join(" or ")),
+        })
+    }
+}
+
+fn apply(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError> {
+    let target = &req.target;
+    if req.action == Action::Escalate {
+        return Err(ClusterError::Unsupported {
+            action: req.action,
+            target: target.clone(),
+            reason: "escalation is not a cluster action".into(),
+        });
+    }
+    if !state.objects.contains_key(target) {
+        return Err(ClusterError::NotFound(target.clone()));
+    }
+    match req.action {
+        Action::CaptureLogs => {
+            expect_kind(req, &["Pod"])?;
+            Ok(format!("captured logs of {target}"))
+        }
+        Action::CordonNode | Action::UncordonNode => {
+            expect_kind(req, &["Node"])?;
+            let cordon = req.action == Action::CordonNode;
+            if let Some(node) = state.objects.get_mut(target) {
+                node.set(&["spec", "unschedulable"], Value::Bool(cordon));
+            }
+            Ok(format!("{} {}", if cordon { "cordoned" } else { "uncordoned" }, target.name))
+        }
+        Action::DrainNode => {
+            expect_kind(req, &["Node"])?;
+            if let Some(node) = state.objects.get_mut(target) {
+                node.set(&["spec", "unschedulable"], Value::Bool(true));
+            }
+            let evict: Vec<ObjectRef> = state
+                .objects
+                .values()
+                .filter(|o| o.reference.is("Pod") && o.str(&["spec", "nodeName"]) == Some(&target.name))
+                .filter(|o| o.controller().is_none_or(|(k, _)| k != "DaemonSet"))
+                .map(|o| o.reference.clone())
+                .collect();
+            for pod in &evict {
+                state.objects.remove(pod);
+            }
+            Ok(format!("drained {}: evicted {} pods", target.name, evict.len()))
+        }
+        Action::EvictPod => {
+            expect_kind(req, &["Pod"])?;
+            state.objects.remove(target);
+            Ok(format!("evicted {target}"))
+        }
+        Action::DeletePod => {
+            expect_kind(req, &["Pod"])?;
+            let owned = state.objects.get(target).and_then(ClusterObject::controller);
+            if owned.is_none() {
+                return Err(refused(req, "no controller owns the pod; it would not come back"));
+            }
+            state.objects.remove(target);
+            Ok(format!("deleted {target}"))
+        }
+        Action::RolloutUndo => rollout_undo(state, req),
+        Action::RolloutRestart => {
+            let at = req.at.to_string();
+            if let Some(w) = state.objects.get_mut(target) {
+                w.set(
+                    &["spec", "template", "metadata", "annotations", "kubectl.kubernetes.io/restartedAt"],
+                    Value::from(at),
+                );
+            }
+            state.changes.push(ChangeEvent {
+                at: req.at,
+                kind: "restart".into(),
+                object: target.clone(),
+                message: format!("rollout restart by medic ({})", req.incident),
+            });
+            Ok(format!("restarted {target}"))
+        }
+        Action::Scale => scale(state, req),
+        Action::Escalate => unreachable_escalate(req),
+    }
+}
+
+fn unreachable_escalate(req: &ActionRequest) -> Result<String, ClusterError> {
+    Err(refused(req, "escalation is not a cluster action"))
+}
+
+fn scale(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError> {
+    let Some(w) = state.objects.get_mut(&req.target) else {
+        return Err(ClusterError::NotFound(req.target.clone()));
+    };
+    let current = w.get(&["spec", "replicas"]).and_then(Value::as_i64).unwrap_or(1);
+    let delta = req.params.get("delta").and_then(Value::as_i64);
+    let absolute = req.params.get("replicas").and_then(Value::as_i64);
+    let wanted = match (delta, absolute) {
+        (Some(d), None) => current + d,
+        (None, Some(r)) => r,
+        _ => return Err(refused(req, "scale needs exactly one of `delta` and `replicas`")),
+    };
+    if wanted < 0 {
+        return Err(refused(req, format!("would scale to {wanted} replicas")));
+    }
+    w.set(&["spec", "replicas"], Value::from(wanted));
+    Ok(format!("scaled {} from {current} to {wanted} replicas", req.target))
+}
+
+/// As `kubectl rollout undo`: copy the previous revision's pod template into
+/// the Deployment and make that ReplicaSet the newest revision.
+fn rollout_undo(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError> {
+    expect_kind(req, &["Deployment"])?;
+    let deployment = state
+        .objects
+        .get(&req.target)
+        .ok_or_else(|| ClusterError::NotFound(req.target.clone()))?;
+    if deployment.get(&["spec", "paused"]).and_then(Value::as_bool) == Some(true) {
+        return Err(refused(req, "the Deployment is paused; resume it before rolling back"));
+    }
+    let ns = req.target.namespace.clone().unwrap_or_default();
+    let mut revisions: Vec<(i64, ObjectRef)> = state
+        .objects
+        .values()
+        .filter(|o| o.reference.is("ReplicaSet") && o.reference.namespace.as_deref() == Some(ns.as_str()))
+        .filter(|o| o.controller().is_some_and(|(k, n)| k == "Deployment" && n == req.target.name))
+        .filter_map(|o| Some((o.annotation(REVISION)?.parse().ok()?, o.reference.clone())))
+        .collect();
+    revisions.sort();
+    let (Some((current, _)), Some((previous, prev_rs))) =
+        (revisions.last().cloned(), revisions.iter().rev().nth(1).cloned())
+    else {
+        return Err(refused(req, "no previous revision to roll back to"));
+    };
+    let template = state
+        .objects
+        .get(&prev_rs)
+        .and_then(|rs| rs.get(&["spec", "template"]).cloned())
+        .ok_or_else(|| refused(req, format!("{prev_rs} has no pod template")))?;
+    let mut template = template;
+    if let Some(labels) = template
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("labels"))
+        .and_then(Value::as_mapping_mut)
+    {
+        labels.remove("pod-template-hash");
+    }
+    let next = current + 1;
+    if let Some(d) = state.objects.get_mut(&req.target) {
+        d.set(&["spec", "template"], template);
+        d.set(&["metadata", "annotations", REVISION], Value::from(next.to_string()));
+    }
+    if let Some(rs) = state.objects.get_mut(&prev_rs) {
+        rs.set(&["metadata", "annotations", REVISION], Value::from(next.to_string()));
+    }
+    state.changes.push(ChangeEvent {
+        at: req.at,
+        kind: "rollback".into(),
+        object: req.target.clone(),
+        message: format!("rolled back to revision {previous} by medic ({})", req.incident),
+    });
+    Ok(format!(
+        "rolled back {} from revision {current} to {previous} ({})",
+        req.target, prev_rs.name
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster() -> SimCluster {
+        let values: Vec<Value> = serde_yaml::from_str(
+            r#"
+- {kind: Node, metadata: {name: n1}}
+- {kind: Deployment, metadata: {name: api, namespace: p, annotations: {deployment.kubernetes.io/revision: "2"}}, spec: {replicas: 2, template: {spec: {containers: [{name: app, image: "api:v2"}]}}}}
+- {kind: ReplicaSet, metadata: {name: api-v1, namespace: p, annotations: {deployment.kubernetes.io/revision: "1"}, ownerReferences: [{kind: Deployment, name: api, controller: true}]}, spec: {template: {metadata: {labels: {app: api, pod-template-hash: v1}}, spec: {containers: [{name: app, image: "api:v1"}]}}}}
+- {kind: ReplicaSet, metadata: {name: api-v2, namespace: p, annotations: {deployment.kubernetes.io/revision: "2"}, ownerReferences: [{kind: Deployment, name: api, controller: true}]}, spec: {template: {spec: {containers: [{name: app, image: "api:v2"}]}}}}
+- {kind: Pod, metadata: {name: api-v2-a, namespace: p, ownerReferences: [{kind: ReplicaSet, name: api-v2, controller: true}]}, spec: {nodeName: n1}}
+- {kind: Pod, metadata: {name: bare, namespace: p}, spec: {nodeName: n1}}
+"#,
+        )
+        .unwrap();
+        SimCluster::new(
+            values.into_iter().map(|v| ClusterObject::from_value(v).unwrap()).collect(),
+            vec![],
+        )
+    }
+
+    fn request(action: Action, target: &str) -> ActionRequest {
+        ActionRequest {
+            action,
+            target: target.parse().unwrap(),
+            params: BTreeMap::new(),
+            dry_run: false,
+            at: 100,
+            incident: "inc-1".into(),
+            playbook: "pb".into(),
+            step: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn rollout_undo_restores_the_previous_template() {
+        let c = cluster();
+        let msg = c.perform(&request(Action::RolloutUndo, "Deployment/p/api")).await.unwrap();
+        assert!(msg.contains("from revision 2 to 1"), "{msg}");
+        let d = c.object(&"Deployment/p/api".parse().unwrap()).unwrap();
+        let image = d.get(&["spec", "template", "spec", "containers"]).unwrap()[0]["image"].as_str();
+        assert_eq!(image, Some("api:v1"));
+        assert_eq!(d.annotation(REVISION), Some("3"));
+        assert!(d.get(&["spec", "template", "metadata", "labels", "pod-template-hash"]).is_none());
+        let snap = c.snapshot().await.unwrap();
+        assert_eq!(snap.changes.last().map(|e| e.kind.as_str()), Some("rollback"));
+        // The first undo consumed the only older revision; a second goes back to v2.
+        let msg = c.perform(&request(Action::RolloutUndo, "Deployment/p/api")).await.unwrap();
+        assert!(msg.contains("from revision 3 to 2"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn cordon_and_scale_change_the_objects() {
+        let c = cluster();
+        c.perform(&request(Action::CordonNode, "Node/n1")).await.unwrap();
+        assert!(c.snapshot().await.unwrap().nodes["n1"].unschedulable);
+        c.perform(&request(Action::UncordonNode, "Node/n1")).await.unwrap();
+        assert!(!c.snapshot().await.unwrap().nodes["n1"].unschedulable);
+        let mut scale = request(Action::Scale, "Deployment/p/api");
+        scale.params.insert("delta".into(), Value::from(1));
+        c.perform(&scale).await.unwrap();
+        assert_eq!(c.snapshot().await.unwrap().workloads[&"Deployment/p/api".parse().unwrap()].replicas, Some(3));
+        scale.params.insert("replicas".into(), Value::from(1));
+        assert!(matches!(c.perform(&scale).await, Err(ClusterError::Refused { .. })));
+    }
+
+    #[tokio::test]
+    async fn refuses_what_would_not_come_back_and_what_does_not_exist() {
+        let c = cluster();
+        let err = c.perform(&request(Action::DeletePod, "Pod/p/bare")).await.unwrap_err();
+        assert!(matches!(err, ClusterError::Refused { .. }));
+        let err = c.perform(&request(Action::CordonNode, "Node/missing")).await.unwrap_err();
+        assert_eq!(err, ClusterError::NotFound("Node/missing".parse().unwrap()));
+        let err = c.perform(&request(Action::CordonNode, "Pod/p/bare")).await.unwrap_err();
+        assert!(matches!(err, ClusterError::Unsupported { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_changes_nothing() {
+        let c = cluster();
+        let mut req = request(Action::DrainNode, "Node/n1");
+        req.dry_run = true;
+        let msg = c.perform(&req).await.unwrap();
+        assert!(msg.starts_with("(dry run) drained n1: evicted 2 pods"), "{msg}");
+        assert!(!c.snapshot().await.unwrap().nodes["n1"].unschedulable);
+        assert_eq!(c.performed().len(), 1);
+    }
+}

@@ -1,0 +1,234 @@
+//! The cluster as the pure stages see it: who runs where, who owns whom,
+//! what changed recently. Built from objects by either adapter.
+
+use super::ClusterObject;
+use crate::model::{ObjectRef, Timestamp};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodInfo {
+    pub node: Option<String>,
+    /// The workload that owns the pod, lifted through its ReplicaSet.
+    pub owner: Option<ObjectRef>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeInfo {
+    pub unschedulable: bool,
+    pub control_plane: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkloadInfo {
+    pub replicas: Option<i64>,
+    pub revision: Option<i64>,
+    pub paused: bool,
+}
+
+/// A change to a workload: a deploy, a config change, a rollback.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangeEvent {
+    pub at: Timestamp,
+    pub kind: String,
+    pub object: ObjectRef,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterSnapshot {
+    pub pods: BTreeMap<ObjectRef, PodInfo>,
+    pub nodes: BTreeMap<String, NodeInfo>,
+    pub workloads: BTreeMap<ObjectRef, WorkloadInfo>,
+    pub changes: Vec<ChangeEvent>,
+}
+
+const WORKLOAD_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"];
+
+impl ClusterSnapshot {
+    pub fn from_objects(objects: &[ClusterObject], changes: Vec<ChangeEvent>) -> Self {
+        let by_ref: BTreeMap<&ObjectRef, &ClusterObject> =
+            objects.iter().map(|o| (&o.reference, o)).collect();
+        let mut snap = ClusterSnapshot {
+            changes,
+            ..Default::default()
+        };
+        for o in objects {
+            let r = &o.reference;
+            match r.kind.as_str() {
+                "Node" => {
+                    let unschedulable = o
+                        .get(&["spec", "unschedulable"])
+                        .and_then(serde_yaml::Value::as_bool)
+                        .unwrap_or(false);
+                    let labels = o.get(&["metadata", "labels"]);
+                    let control_plane = labels.is_some_and(|l| {
+                        l.get("node-role.kubernetes.io/control-plane").is_some()
+                            || l.get("node-role.kubernetes.io/master").is_some()
+                    });
+                    snap.nodes.insert(
+                        r.name.clone(),
+                        NodeInfo {
+                            unschedulable,
+                            control_plane,
+                        },
+                    );
+                }
+                "Pod" => {
+                    let owner = o
+                        .controller()
+                        .and_then(|(kind, name)| lift_owner(&by_ref, r, &kind, &name));
+                    let node = o.str(&["spec", "nodeName"]).map(str::to_string);
+                    snap.pods.insert(r.clone(), PodInfo { node, owner });
+                }
+                k if WORKLOAD_KINDS.contains(&k) => {
+                    let replicas = o.get(&["spec", "replicas"]).and_then(serde_yaml::Value::as_i64);
+                    let revision = o
+                        .annotation("deployment.kubernetes.io/revision")
+                        .and_then(|v| v.parse().ok());
+                    let paused = o
+                        .get(&["spec", "paused"])
+                        .and_then(serde_yaml::Value::as_bool)
+                        .unwrap_or(false);
+                    snap.workloads.insert(
+                        r.clone(),
+                        WorkloadInfo {
+                            replicas,
+                            revision,
+                            paused,
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        snap
+    }
+
+    /// The workload an object belongs to: a pod's owner, or the object itself.
+    pub fn workload_of(&self, object: &ObjectRef) -> Option<ObjectRef> {
+        if object.is("Pod") {
+            self.pods.get(object).and_then(|p| p.owner.clone())
+        } else if WORKLOAD_KINDS.contains(&object.kind.as_str()) {
+            Some(object.clone())
+        } else {
+            None
+        }
+    }
+
+    /// What an incident reasons about for a signal target: a pod's owning
+    /// workload when known, else the target itself.
+    pub fn subject_of(&self, target: &ObjectRef) -> ObjectRef {
+        self.workload_of(target).unwrap_or_else(|| target.clone())
+    }
+
+    pub fn node_of(&self, pod: &ObjectRef) -> Option<ObjectRef> {
+        self.pods
+            .get(pod)
+            .and_then(|p| p.node.as_deref())
+            .map(ObjectRef::node)
+    }
+
+    /// Pods of `workload`, in name order.
+    pub fn pods_of(&self, workload: &ObjectRef) -> Vec<&ObjectRef> {
+        self.pods
+            .iter()
+            .filter(|(_, p)| p.owner.as_ref() == Some(workload))
+            .map(|(r, _)| r)
+            .collect()
+    }
+
+    /// Workloads with a pod on `node`.
+    pub fn workloads_on(&self, node: &str) -> Vec<ObjectRef> {
+        let mut out: Vec<ObjectRef> = self
+            .pods
+            .values()
+            .filter(|p| p.node.as_deref() == Some(node))
+            .filter_map(|p| p.owner.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The latest change to `object` at or before `at`.
+    pub fn last_change(&self, object: &ObjectRef, at: Timestamp) -> Option<&ChangeEvent> {
+        self.changes
+            .iter()
+            .filter(|c| &c.object == object && c.at <= at)
+            .max_by_key(|c| c.at)
+    }
+}
+
+/// Follows a pod's controller to its workload: a ReplicaSet is lifted to
+/// the Deployment that owns it (read from the ReplicaSet, or from the name
+/// `<deployment>-<hash>` when the ReplicaSet is not among the objects).
+fn lift_owner(
+    objects: &BTreeMap<&ObjectRef, &ClusterObject>,
+    pod: &ObjectRef,
+    kind: &str,
+    name: &str,
+) -> Option<ObjectRef> {
+    let ns = pod.namespace.as_deref()?;
+    if kind != "ReplicaSet" {
+        return Some(ObjectRef::namespaced(kind, ns, name));
+    }
+    let rs = ObjectRef::namespaced("ReplicaSet", ns, name);
+    if let Some(obj) = objects.get(&rs) {
+        return match obj.controller() {
+            Some((k, n)) => Some(ObjectRef::namespaced(&k, ns, &n)),
+            None => Some(rs),
+        };
+    }
+    if let Some((deployment, _hash)) = name.rsplit_once('-') {
+        let d = ObjectRef::namespaced("Deployment", ns, deployment);
+        if objects.contains_key(&d) {
+            return Some(d);
+        }
+    }
+    Some(rs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(yaml: &str) -> Vec<ClusterObject> {
+        let values: Vec<serde_yaml::Value> = serde_yaml::from_str(yaml).unwrap();
+        values
+            .into_iter()
+            .map(|v| ClusterObject::from_value(v).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn lifts_pods_to_deployments_through_replicasets() {
+        let snap = ClusterSnapshot::from_objects(
+            &objects(
+                r#"
+- {kind: Node, metadata: {name: n1, labels: {node-role.kubernetes.io/control-plane: ""}}, spec: {unschedulable: true}}
+- {kind: Deployment, metadata: {name: api, namespace: p, annotations: {deployment.kubernetes.io/revision: "3"}}, spec: {replicas: 2}}
+- {kind: ReplicaSet, metadata: {name: api-7c9, namespace: p, ownerReferences: [{kind: Deployment, name: api, controller: true}]}}
+- {kind: Pod, metadata: {name: api-7c9-x, namespace: p, ownerReferences: [{kind: ReplicaSet, name: api-7c9, controller: true}]}, spec: {nodeName: n1}}
+- {kind: Pod, metadata: {name: api-5b1-y, namespace: p, ownerReferences: [{kind: ReplicaSet, name: api-5b1}]}}
+- {kind: Pod, metadata: {name: db-0, namespace: p, ownerReferences: [{kind: StatefulSet, name: db}]}}
+- {kind: Pod, metadata: {name: lonely, namespace: p}}
+"#,
+            ),
+            vec![],
+        );
+        let api = ObjectRef::namespaced("Deployment", "p", "api");
+        let pod = |n: &str| ObjectRef::namespaced("Pod", "p", n);
+        assert_eq!(snap.workload_of(&pod("api-7c9-x")), Some(api.clone()));
+        assert_eq!(snap.workload_of(&pod("api-5b1-y")), Some(api.clone()), "by name");
+        assert_eq!(
+            snap.workload_of(&pod("db-0")),
+            Some(ObjectRef::namespaced("StatefulSet", "p", "db"))
+        );
+        assert_eq!(snap.subject_of(&pod("lonely")), pod("lonely"));
+        assert_eq!(snap.node_of(&pod("api-7c9-x")), Some(ObjectRef::node("n1")));
+        assert_eq!(snap.workloads_on("n1"), vec![api.clone()]);
+        assert_eq!(snap.workloads[&api].revision, Some(3));
+        assert!(snap.nodes["n1"].unschedulable && snap.nodes["n1"].control_plane);
+    }
+}

@@ -1,0 +1,150 @@
+//! medic.yaml: mode, autonomy bounds, timing. Every field has a default, so
+//! an empty file is a valid (observe-only) configuration.
+
+use crate::incident::CorrelationConfig;
+use crate::model::{Risk, Secs};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Plan and escalate; write nothing.
+    Observe,
+    /// Run steps within the autonomy bounds.
+    Enforce,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Autonomy {
+    /// The most risk any step may take without approval, whatever its
+    /// playbook allows.
+    pub max_risk: Risk,
+}
+
+impl Default for Autonomy {
+    fn default() -> Self {
+        Autonomy { max_risk: Risk::Medium }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Config {
+    pub mode: Mode,
+    /// Stops new actions; planning and escalation go on.
+    pub paused: bool,
+    /// How often detectors are evaluated.
+    pub interval: Secs,
+    pub autonomy: Autonomy,
+    pub correlation: CorrelationConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::Observe,
+            paused: false,
+            interval: Secs(30),
+            autonomy: Autonomy::default(),
+            correlation: CorrelationConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let de = serde_yaml::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| invalid(origin, e))
+    }
+
+    /// This configuration with `overrides` (a partial medic.yaml) laid over it.
+    pub fn overlay(&self, overrides: &serde_yaml::Value, origin: &str) -> Result<Config, ConfigError> {
+        let mut base = serde_yaml::to_value(self).map_err(|e| ConfigError::Invalid {
+            path: origin.into(),
+            message: e.to_string(),
+        })?;
+        merge(&mut base, overrides);
+        serde_path_to_error::deserialize(base).map_err(|e| invalid(origin, e))
+    }
+}
+
+fn invalid(origin: &str, e: serde_path_to_error::Error<serde_yaml::Error>) -> ConfigError {
+    let field = e.path().to_string();
+    let inner = e.into_inner();
+    let at = inner
+        .location()
+        .map(|l| format!(":{}:{}", l.line(), l.column()))
+        .unwrap_or_default();
+    ConfigError::Invalid {
+        path: format!("{origin}{at}"),
+        message: format!("{field}: {inner}"),
+    }
+}
+
+fn merge(base: &mut serde_yaml::Value, over: &serde_yaml::Value) {
+    match (base, over) {
+        (serde_yaml::Value::Mapping(b), serde_yaml::Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_is_observe_mode_with_a_medium_bound() {
+        let c = Config::parse("", "medic.yaml").unwrap();
+        assert_eq!(c.mode, Mode::Observe);
+        assert_eq!(c.autonomy.max_risk, Risk::Medium);
+        assert_eq!(c.interval, Secs(30));
+    }
+
+    #[test]
+    fn overlay_changes_only_what_it_names() {
+        let over: serde_yaml::Value = serde_yaml::from_str("{mode: enforce, autonomy: {maxRisk: low}}").unwrap();
+        let c = Config::default().overlay(&over, "fixture").unwrap();
+        assert_eq!((c.mode, c.autonomy.max_risk, c.interval), (Mode::Enforce, Risk::Low, Secs(30)));
+    }
+
+    #[test]
+    fn unknown_fields_name_the_field_and_line() {
+        let err = Config::parse("mode: enforce\nautonomy:\n  maxRsk: low\n", "medic.yaml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("medic.yaml:3:"), "{msg}");
+        assert!(msg.contains("autonomy") && msg.contains("maxRsk"), "{msg}");
+    }
+}

@@ -1,0 +1,226 @@
+//! The pipeline, one evaluation tick at a time: signals, correlation,
+//! diagnosis, planning, acting, verification, resolution.
+//!
+//! The live loop and replay both call `tick` with the time and what the
+//! detectors returned; only the ports behind the engine differ.
+
+use crate::act::{PlanRun, Ports, notify, send_escalation};
+use crate::cluster::{Cluster, ClusterSnapshot};
+use crate::config::Config;
+use crate::diagnose::diagnose;
+use crate::escalate::Escalator;
+use crate::incident::{Incident, Stage, Topology, correlate, rank_root_causes};
+use crate::metrics::Metrics;
+use crate::model::{ObjectRef, Timestamp, format_secs};
+use crate::plan::{Plan, select_playbook};
+use crate::playbook::Library;
+use crate::signal::{DetectorOutcome, SignalEvent, SignalTracker};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Per-incident planning state.
+#[derive(Debug, Default)]
+struct Planning {
+    /// The root cause the current plan (or the decision that none applies) was made for.
+    planned_for: Option<ObjectRef>,
+    run: Option<PlanRun>,
+}
+
+pub struct Engine {
+    config: Config,
+    library: Library,
+    topology: Topology,
+    cluster: Arc<dyn Cluster>,
+    metrics: Arc<dyn Metrics>,
+    escalator: Arc<dyn Escalator>,
+    tracker: SignalTracker,
+    incidents: Vec<Incident>,
+    planning: BTreeMap<usize, Planning>,
+    last_snapshot: ClusterSnapshot,
+}
+
+impl Engine {
+    pub fn new(
+        config: Config,
+        library: Library,
+        topology: Topology,
+        cluster: Arc<dyn Cluster>,
+        metrics: Arc<dyn Metrics>,
+        escalator: Arc<dyn Escalator>,
+    ) -> Self {
+        Engine {
+            config,
+            library,
+            topology,
+            cluster,
+            metrics,
+            escalator,
+            tracker: SignalTracker::new(),
+            incidents: Vec::new(),
+            planning: BTreeMap::new(),
+            last_snapshot: ClusterSnapshot::default(),
+        }
+    }
+
+    pub fn incidents(&self) -> &[Incident] {
+        &self.incidents
+    }
+
+    pub fn library(&self) -> &Library {
+        &self.library
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// One evaluation at `now` with what each detector returned.
+    pub async fn tick(&mut self, now: Timestamp, outcomes: &BTreeMap<String, DetectorOutcome>) {
+        let events = self.tracker.update(now, &self.library.detectors, outcomes);
+        // Fail closed: with no fresh view of the cluster, correlate on the
+        // last one but take no action this tick.
+        let fresh = match self.cluster.snapshot().await {
+            Ok(s) => {
+                self.last_snapshot = s;
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the cluster; no actions this cycle");
+                false
+            }
+        };
+        let snap = self.last_snapshot.clone();
+        for event in events {
+            match event {
+                SignalEvent::Fired(signal) => {
+                    correlate(&mut self.incidents, signal, &snap, &self.topology, &self.config.correlation);
+                }
+                SignalEvent::Cleared { name, target, at } => self.clear(&name, &target, at),
+            }
+        }
+        for idx in 0..self.incidents.len() {
+            if self.incidents[idx].is_open() {
+                self.step_incident(idx, &snap, fresh, now).await;
+            }
+        }
+    }
+
+    fn clear(&mut self, name: &str, target: &ObjectRef, at: Timestamp) {
+        for inc in self.incidents.iter_mut().filter(|i| i.is_open()) {
+            let mut cleared = false;
+            for rec in inc
+                .signals
+                .iter_mut()
+                .filter(|r| r.cleared_at.is_none() && r.signal.name == name && &r.signal.target == target)
+            {
+                rec.cleared_at = Some(at);
+                cleared = true;
+            }
+            if cleared {
+                inc.record(at, Stage::Clear, format!("{name} on {target} cleared"));
+            }
+        }
+    }
+
+    async fn step_incident(&mut self, idx: usize, snap: &ClusterSnapshot, fresh: bool, now: Timestamp) {
+        let corr = &self.config.correlation;
+        let inc = &mut self.incidents[idx];
+        if now - inc.opened_at < corr.settle.0 {
+            return;
+        }
+        inc.candidates = rank_root_causes(inc, snap, &self.topology, corr.change_window.0);
+        let planning = self.planning.entry(idx).or_default();
+        let root = inc.root_cause().cloned();
+        let acted = inc.actions.iter().any(|a| a.action.spec().mutating);
+        let ports = Ports {
+            cluster: self.cluster.as_ref(),
+            metrics: self.metrics.as_ref(),
+            escalator: self.escalator.as_ref(),
+            config: &self.config,
+            snapshot: snap,
+        };
+        let first = planning.planned_for.is_none();
+        if first || (planning.planned_for != root && !acted) {
+            if !first {
+                inc.record(
+                    now,
+                    Stage::Diagnose,
+                    format!(
+                        "root cause now {} (was {}): planning again",
+                        root.as_ref().map_or("unknown".into(), ToString::to_string),
+                        planning.planned_for.as_ref().map_or("unknown".into(), ToString::to_string)
+                    ),
+                );
+            }
+            planning.planned_for = root;
+            planning.run = plan_incident(inc, &self.library, snap, &ports, now).await;
+        }
+        if let Some(run) = planning.run.as_mut() {
+            if fresh {
+                run.advance(inc, &ports, now).await;
+            }
+        }
+        let active = planning.run.as_ref().is_some_and(PlanRun::is_active);
+        if let Some(cleared) = inc.all_cleared_at() {
+            if !active && now - cleared >= corr.resolve_after.0 {
+                inc.resolved_at = Some(now);
+                let text = format!(
+                    "incident {} resolved: all signals clear for {}, open {}",
+                    inc.id,
+                    format_secs(now - cleared),
+                    format_secs(now - inc.opened_at)
+                );
+                inc.record(now, Stage::Resolve, text.clone());
+                notify(inc, &ports, now, text).await;
+            }
+        }
+    }
+}
+
+/// Diagnoses the incident and picks its plan; escalates when none applies.
+async fn plan_incident(
+    inc: &mut Incident,
+    library: &Library,
+    snap: &ClusterSnapshot,
+    ports: &Ports<'_>,
+    now: Timestamp,
+) -> Option<PlanRun> {
+    let change_window = ports.config.correlation.change_window.0;
+    inc.diagnosis = diagnose(inc, snap, change_window);
+    if let Some(d) = &inc.diagnosis {
+        let text = format!(
+            "{} ({}, confidence {:.2}); candidates: {}. {}",
+            d.category,
+            d.source,
+            d.confidence,
+            inc.candidates.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            d.summary
+        );
+        inc.record(now, Stage::Diagnose, text);
+    }
+    match select_playbook(inc, &library.playbooks, snap, now) {
+        Ok(sel) => {
+            let plan = Plan::build(sel.playbook, sel.signal, &sel.context);
+            let trigger = &inc.signals[sel.signal].signal;
+            inc.record(
+                now,
+                Stage::Plan,
+                format!(
+                    "playbook {} for {} on {} (autonomy up to {}): {}",
+                    plan.playbook,
+                    trigger.name,
+                    trigger.target,
+                    ports.config.autonomy.max_risk.min(plan.playbook_bound),
+                    plan.describe()
+                ),
+            );
+            Some(PlanRun::new(plan))
+        }
+        Err(reasons) => {
+            let reason = format!("no playbook applies ({})", reasons.join("; "));
+            inc.record(now, Stage::Plan, reason.clone());
+            send_escalation(inc, ports, now, reason, None).await;
+            None
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Placing a new signal: into the open incident it belongs to, or a new one.
+//! Pure: the cluster snapshot, topology and time are arguments.
+
+use super::{Incident, SignalRecord, Stage, Topology};
+use crate::cluster::ClusterSnapshot;
+use crate::model::{ObjectRef, Secs, format_secs};
+use crate::signal::Signal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct CorrelationConfig {
+    /// How far apart in the dependency graph two workloads may be and still
+    /// share an incident.
+    pub topology_hops: usize,
+    /// Wait this long after an incident opens before planning, so signals
+    /// that arrive together are ranked together.
+    pub settle: Secs,
+    /// An incident resolves once all its signals have been clear this long.
+    pub resolve_after: Secs,
+    /// A change this close before a signal's onset counts as its suspect.
+    pub change_window: Secs,
+}
+
+impl Default for CorrelationConfig {
+    fn default() -> Self {
+        CorrelationConfig {
+            topology_hops: 2,
+            settle: Secs(60),
+            resolve_after: Secs(300),
+            change_window: Secs(3600),
+        }
+    }
+}
+
+/// What a signal touches: its target, the workload behind it, its node.
+struct Footprint {
+    target: ObjectRef,
+    subject: ObjectRef,
+    node: Option<ObjectRef>,
+}
+
+impl Footprint {
+    fn of(signal: &Signal, snap: &ClusterSnapshot) -> Self {
+        Footprint {
+            target: signal.target.clone(),
+            subject: snap.subject_of(&signal.target),
+            node: snap.node_of(&signal.target),
+        }
+    }
+}
+
+fn belongs(fp: &Footprint, inc: &Incident, snap: &ClusterSnapshot, topo: &Topology, hops: usize) -> bool {
+    let subjects: BTreeSet<&ObjectRef> = inc.signals.iter().map(|s| &s.subject).collect();
+    if subjects.contains(&fp.subject) || inc.affected.contains(&fp.target) && !fp.target.is("Node") {
+        return true;
+    }
+    // A node signal joins the incident of a workload running there, and a
+    // workload's signal joins its node's incident; two workloads that only
+    // share a node stay apart.
+    if fp.target.is("Node") && inc.signals.iter().any(|s| snap.node_of(&s.signal.target).as_ref() == Some(&fp.target)) {
+        return true;
+    }
+    if let Some(node) = &fp.node {
+        if subjects.contains(node) {
+            return true;
+        }
+    }
+    subjects.iter().any(|s| topo.within(s, &fp.subject, hops))
+}
+
+/// Adds `signal` to the first open incident it belongs to, or opens one.
+/// Returns the index of the incident in `incidents`.
+pub fn correlate(
+    incidents: &mut Vec<Incident>,
+    signal: Signal,
+    snap: &ClusterSnapshot,
+    topo: &Topology,
+    config: &CorrelationConfig,
+) -> usize {
+    let fp = Footprint::of(&signal, snap);
+    let now = signal.fired_at;
+    let found = incidents
+        .iter()
+        .position(|inc| inc.is_open() && belongs(&fp, inc, snap, topo, config.topology_hops));
+    let idx = match found {
+        Some(i) => i,
+        None => {
+            let id = format!("inc-{}-{}", now, incidents.len() + 1);
+            incidents.push(Incident {
+                id,
+                opened_at: now,
+                severity: signal.severity,
+                signals: Vec::new(),
+                affected: BTreeSet::new(),
+                candidates: Vec::new(),
+                diagnosis: None,
+                actions: Vec::new(),
+                escalations: Vec::new(),
+                timeline: Vec::new(),
+                resolved_at: None,
+            });
+            incidents.len() - 1
+        }
+    };
+    let inc = &mut incidents[idx];
+    let opened = inc.signals.is_empty();
+    let text = format!(
+        "{} on {} (value {}, {}, condition held since {})",
+        signal.name,
+        signal.target,
+        fmt_value(signal.value),
+        signal.severity,
+        format_secs(now - signal.onset)
+    );
+    inc.record(now, Stage::Detect, text);
+    if opened {
+        let id = inc.id.clone();
+        inc.record(now, Stage::Open, format!("incident {id} opened, severity {}", signal.severity));
+    }
+    inc.severity = inc.severity.max(signal.severity);
+    inc.affected.insert(fp.target.clone());
+    inc.affected.insert(fp.subject.clone());
+    if let Some(node) = fp.node {
+        inc.affected.insert(node);
+    }
+    inc.signals.push(SignalRecord {
+        signal,
+        subject: fp.subject,
+        cleared_at: None,
+    });
+    idx
+}
+
+/// A signal value for people: no more digits than it needs.
+pub fn fmt_value(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{PodInfo, ClusterSnapshot};
+    use crate::model::Severity;
+    use std::collections::BTreeMap;
+
+    fn pod(name: &str, owner: &str, node: &str) -> (ObjectRef, PodInfo) {
+        (
+            ObjectRef::namespaced("Pod", "p", name),
+            PodInfo {
+                node: Some(node.into()),
+                owner: Some(ObjectRef::namespaced("Deployment", "p", owner)),
+            },
+        )
+    }
+
+    fn snap() -> ClusterSnapshot {
+        ClusterSnapshot {
+            pods: BTreeMap::from([
+                pod("fe-1", "fe", "n1"),
+                pod("orders-1", "orders", "n2"),
+                pod("batch-1", "batch", "n1"),
+                pod("fe-2", "fe", "n2"),
+            ]),
+            ..Default::default()
+        }
+    }
+
+    fn signal(name: &str, target: &str, at: i64) -> Signal {
+        Signal {
+            name: name.into(),
+            target: target.parse().unwrap(),
+            severity: Severity::High,
+            value: 1.0,
+            labels: BTreeMap::new(),
+            onset: at - 60,
+            fired_at: at,
+        }
+    }
+
+    fn topo() -> Topology {
+        Topology::new([(
+            "Deployment/p/fe".parse().unwrap(),
+            "Deployment/p/orders".parse().unwrap(),
+        )])
+    }
+
+    #[test]
+    fn groups_by_owner_node_and_topology() {
+        let mut incs = Vec::new();
+        let cfg = CorrelationConfig::default();
+        let s = snap();
+        assert_eq!(correlate(&mut incs, signal("latency_anomaly", "Pod/p/fe-1", 100), &s, &topo(), &cfg), 0);
+        // the other replica of the same workload
+        assert_eq!(correlate(&mut incs, signal("error_rate", "Pod/p/fe-2", 110), &s, &topo(), &cfg), 0);
+        // a callee of the workload
+        assert_eq!(correlate(&mut incs, signal("connection_pool_exhaustion", "Pod/p/orders-1", 120), &s, &topo(), &cfg), 0);
+        // the node one of its pods runs on
+        assert_eq!(correlate(&mut incs, signal("node_memory_pressure", "Node/n1", 130), &s, &topo(), &cfg), 0);
+        assert_eq!(incs.len(), 1);
+        assert_eq!(incs[0].signals.len(), 4);
+        assert!(incs[0].affected.contains(&ObjectRef::node("n2")));
+    }
+
+    #[test]
+    fn workloads_that_only_share_a_node_stay_apart() {
+        let mut incs = Vec::new();
+        let cfg = CorrelationConfig::default();
+        let s = snap();
+        correlate(&mut incs, signal("crash_loop", "Pod/p/fe-1", 100), &s, &Topology::default(), &cfg);
+        let i = correlate(&mut incs, signal("crash_loop", "Pod/p/batch-1", 100), &s, &Topology::default(), &cfg);
+        assert_eq!(i, 1);
+        assert_eq!(incs[1].timeline[1].text, format!("incident {} opened, severity high", incs[1].id));
+    }
+
+    #[test]
+    fn a_resolved_incident_is_not_reopened() {
+        let mut incs = Vec::new();
+        let cfg = CorrelationConfig::default();
+        let s = snap();
+        correlate(&mut incs, signal("crash_loop", "Pod/p/fe-1", 100), &s, &Topology::default(), &cfg);
+        incs[0].resolved_at = Some(500);
+        assert_eq!(correlate(&mut incs, signal("crash_loop", "Pod/p/fe-1", 900), &s, &Topology::default(), &cfg), 1);
+    }
+}

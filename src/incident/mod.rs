@@ -1,0 +1,69 @@
+//! Incidents: signals grouped by time and topology, with a timeline and a
+//! ranked list of root-cause candidates.
+
+mod correlate;
+mod rank;
+mod timeline;
+mod topology;
+
+pub use correlate::{CorrelationConfig, correlate, fmt_value};
+pub use rank::rank_root_causes;
+pub use timeline::{Stage, TimelineEntry};
+pub use topology::Topology;
+
+use crate::act::ActionRecord;
+use crate::diagnose::Diagnosis;
+use crate::escalate::EscalationRecord;
+use crate::model::{ObjectRef, Severity, Timestamp};
+use crate::signal::Signal;
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalRecord {
+    pub signal: Signal,
+    /// The workload (or the target itself) the signal is about.
+    pub subject: ObjectRef,
+    pub cleared_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    pub id: String,
+    pub opened_at: Timestamp,
+    pub severity: Severity,
+    pub signals: Vec<SignalRecord>,
+    /// Targets, their workloads and the nodes they run on.
+    pub affected: BTreeSet<ObjectRef>,
+    /// Ranked, most likely first; empty until ranked.
+    pub candidates: Vec<ObjectRef>,
+    pub diagnosis: Option<Diagnosis>,
+    pub actions: Vec<ActionRecord>,
+    pub escalations: Vec<EscalationRecord>,
+    pub timeline: Vec<TimelineEntry>,
+    pub resolved_at: Option<Timestamp>,
+}
+
+impl Incident {
+    pub fn root_cause(&self) -> Option<&ObjectRef> {
+        self.candidates.first()
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.resolved_at.is_none()
+    }
+
+    /// When the last signal cleared, if every signal has.
+    pub fn all_cleared_at(&self) -> Option<Timestamp> {
+        self.signals
+            .iter()
+            .map(|s| s.cleared_at)
+            .collect::<Option<Vec<_>>>()
+            .and_then(|v| v.into_iter().max())
+    }
+
+    pub fn record(&mut self, at: Timestamp, stage: Stage, text: impl Into<String>) {
+        let text = text.into();
+        tracing::info!(incident = %self.id, stage = ?stage, "{text}");
+        self.timeline.push(TimelineEntry { at, stage, text });
+    }
+}

@@ -1,0 +1,149 @@
+//! Ranking root-cause candidates. Pure.
+//!
+//! A candidate is the workload (or node, or other object) behind a signal.
+//! Order, strongest first:
+//! 1. not explained by another degraded candidate it depends on: a callee
+//!    that degraded explains its callers; a workload on a node explains the
+//!    node's pressure;
+//! 2. changed (deployed, rolled back, restarted) shortly before its onset;
+//! 3. earliest onset;
+//! 4. name, so the order is stable.
+
+use super::{Incident, Topology};
+use crate::cluster::ClusterSnapshot;
+use crate::model::{ObjectRef, Timestamp};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub fn rank_root_causes(
+    incident: &Incident,
+    snap: &ClusterSnapshot,
+    topo: &Topology,
+    change_window: i64,
+) -> Vec<ObjectRef> {
+    let mut onset: BTreeMap<&ObjectRef, Timestamp> = BTreeMap::new();
+    for s in &incident.signals {
+        let e = onset.entry(&s.subject).or_insert(s.signal.onset);
+        *e = (*e).min(s.signal.onset);
+    }
+    let candidates: BTreeSet<&ObjectRef> = onset.keys().copied().collect();
+    let mut keyed: Vec<((bool, bool, Timestamp), &ObjectRef)> = candidates
+        .iter()
+        .map(|&c| {
+            let depends: BTreeSet<ObjectRef> = if c.is("Node") {
+                snap.workloads_on(&c.name).into_iter().collect()
+            } else {
+                topo.downstream(c)
+            };
+            let explained = depends.iter().any(|d| d != c && candidates.contains(d));
+            let at = onset[c];
+            let changed = snap
+                .last_change(c, at)
+                .is_some_and(|ch| at - ch.at <= change_window);
+            ((explained, !changed, at), c)
+        })
+        .collect();
+    keyed.sort();
+    keyed.into_iter().map(|(_, c)| c.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{ChangeEvent, PodInfo};
+    use crate::incident::SignalRecord;
+    use crate::model::Severity;
+    use crate::signal::Signal;
+
+    fn record(subject: &str, target: &str, onset: i64) -> SignalRecord {
+        SignalRecord {
+            signal: Signal {
+                name: "x".into(),
+                target: target.parse().unwrap(),
+                severity: Severity::High,
+                value: 1.0,
+                labels: Default::default(),
+                onset,
+                fired_at: onset + 60,
+            },
+            subject: subject.parse().unwrap(),
+            cleared_at: None,
+        }
+    }
+
+    fn incident(signals: Vec<SignalRecord>) -> Incident {
+        Incident {
+            id: "i".into(),
+            opened_at: 0,
+            severity: Severity::High,
+            signals,
+            affected: Default::default(),
+            candidates: vec![],
+            diagnosis: None,
+            actions: vec![],
+            escalations: vec![],
+            timeline: vec![],
+            resolved_at: None,
+        }
+    }
+
+    fn d(n: &str) -> ObjectRef {
+        ObjectRef::namespaced("Deployment", "p", n)
+    }
+
+    #[test]
+    fn a_degraded_callee_outranks_the_caller_that_alerted_first() {
+        let inc = incident(vec![
+            record("Deployment/p/frontend", "Pod/p/frontend-1", 100),
+            record("Deployment/p/checkout", "Pod/p/checkout-1", 200),
+            record("Deployment/p/orders", "Pod/p/orders-1", 300),
+        ]);
+        let topo = Topology::new([(d("frontend"), d("checkout")), (d("checkout"), d("orders"))]);
+        let ranked = rank_root_causes(&inc, &ClusterSnapshot::default(), &topo, 3600);
+        assert_eq!(ranked, vec![d("orders"), d("frontend"), d("checkout")]);
+    }
+
+    #[test]
+    fn a_workload_explains_its_nodes_pressure() {
+        let inc = incident(vec![
+            record("Node/n1", "Node/n1", 100),
+            record("Deployment/p/worker", "Pod/p/worker-1", 400),
+        ]);
+        let snap = ClusterSnapshot {
+            pods: BTreeMap::from([(
+                "Pod/p/worker-1".parse().unwrap(),
+                PodInfo {
+                    node: Some("n1".into()),
+                    owner: Some(d("worker")),
+                },
+            )]),
+            ..Default::default()
+        };
+        let ranked = rank_root_causes(&inc, &snap, &Topology::default(), 3600);
+        assert_eq!(ranked, vec![d("worker"), ObjectRef::node("n1")]);
+    }
+
+    #[test]
+    fn a_recent_change_outranks_an_earlier_onset() {
+        let inc = incident(vec![
+            record("Deployment/p/a", "Pod/p/a-1", 100),
+            record("Deployment/p/b", "Pod/p/b-1", 200),
+        ]);
+        let change = |at| ChangeEvent {
+            at,
+            kind: "deploy".into(),
+            object: d("b"),
+            message: String::new(),
+        };
+        let snap = ClusterSnapshot {
+            changes: vec![change(-1000)],
+            ..Default::default()
+        };
+        assert_eq!(rank_root_causes(&inc, &snap, &Topology::default(), 3600), vec![d("b"), d("a")]);
+        // A change outside the window does not count.
+        let snap = ClusterSnapshot {
+            changes: vec![change(-5000)],
+            ..Default::default()
+        };
+        assert_eq!(rank_root_causes(&inc, &snap, &Topology::default(), 3600), vec![d("a"), d("b")]);
+    }
+}

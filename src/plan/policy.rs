@@ -1,0 +1,101 @@
+//! May medic run this step on its own? Mode, pause, then autonomy bounds.
+
+use super::PlannedStep;
+use crate::act::Action;
+use crate::config::{Config, Mode};
+use crate::model::Risk;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Run,
+    /// Stop the plan here and hand it to people, for this reason.
+    Escalate(String),
+}
+
+pub fn decide(step: &PlannedStep, playbook_bound: Risk, config: &Config) -> Decision {
+    if step.action == Action::Escalate {
+        let reason = step
+            .params
+            .get("reason")
+            .and_then(serde_yaml::Value::as_str)
+            .unwrap_or("the playbook escalates here");
+        return Decision::Escalate(reason.to_string());
+    }
+    if let Some(problem) = &step.problem {
+        return Decision::Escalate(problem.clone());
+    }
+    if !step.action.spec().mutating {
+        return Decision::Run;
+    }
+    if config.mode == Mode::Observe {
+        return Decision::Escalate(format!(
+            "observe mode: medic writes nothing; step {} ({}) needs a person",
+            step.index, step.action
+        ));
+    }
+    if config.paused {
+        return Decision::Escalate("medic is paused: no new actions".into());
+    }
+    let bound = config.autonomy.max_risk.min(playbook_bound);
+    if step.risk > bound {
+        return Decision::Escalate(format!(
+            "risk above bound: step {} ({}) is {} risk, autonomy allows up to {}",
+            step.index, step.action, step.risk, bound
+        ));
+    }
+    Decision::Run
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(action: Action, risk: Risk) -> PlannedStep {
+        PlannedStep {
+            index: 2,
+            action,
+            risk,
+            target: Some("Deployment/p/api".parse().unwrap()),
+            when: None,
+            params: Default::default(),
+            verify: None,
+            problem: None,
+        }
+    }
+
+    fn enforce(max: Risk) -> Config {
+        let mut c = Config::default();
+        c.mode = Mode::Enforce;
+        c.autonomy.max_risk = max;
+        c
+    }
+
+    #[test]
+    fn runs_only_within_both_bounds() {
+        let s = step(Action::RolloutUndo, Risk::Medium);
+        assert_eq!(decide(&s, Risk::Medium, &enforce(Risk::Medium)), Decision::Run);
+        assert_eq!(
+            decide(&s, Risk::Medium, &enforce(Risk::Low)),
+            Decision::Escalate("risk above bound: step 2 (rollout_undo) is medium risk, autonomy allows up to low".into())
+        );
+        assert!(matches!(decide(&s, Risk::Low, &enforce(Risk::High)), Decision::Escalate(_)));
+    }
+
+    #[test]
+    fn observe_mode_and_pause_stop_writes_but_not_reads() {
+        let observe = Config::default();
+        assert_eq!(observe.mode, Mode::Observe, "a new install observes");
+        assert!(matches!(decide(&step(Action::CordonNode, Risk::Low), Risk::High, &observe), Decision::Escalate(r) if r.starts_with("observe mode")));
+        assert_eq!(decide(&step(Action::CaptureLogs, Risk::None), Risk::None, &observe), Decision::Run);
+        let mut paused = enforce(Risk::High);
+        paused.paused = true;
+        assert!(matches!(decide(&step(Action::CordonNode, Risk::Low), Risk::High, &paused), Decision::Escalate(_)));
+    }
+
+    #[test]
+    fn a_step_with_no_target_escalates() {
+        let mut s = step(Action::CordonNode, Risk::Low);
+        s.problem = Some("cordon_node needs a node".into());
+        assert_eq!(decide(&s, Risk::High, &enforce(Risk::High)), Decision::Escalate("cordon_node needs a node".into()));
+    }
+}

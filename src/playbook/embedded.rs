@@ -1,0 +1,30 @@
+//! The shipped detectors and playbooks, compiled into the binary so medic
+//! runs on its defaults with no files beside it.
+
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("detectors.yaml", include_str!("../../playbooks/detectors.yaml")),
+    ("memory-pressure-node.yaml", include_str!("../../playbooks/memory-pressure-node.yaml")),
+    ("memory-leak-after-deploy.yaml", include_str!("../../playbooks/memory-leak-after-deploy.yaml")),
+    ("pod-crash-loop.yaml", include_str!("../../playbooks/pod-crash-loop.yaml")),
+    ("connection-pool-exhaustion.yaml", include_str!("../../playbooks/connection-pool-exhaustion.yaml")),
+    ("disk-pressure-node.yaml", include_str!("../../playbooks/disk-pressure-node.yaml")),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_in_playbooks_is_embedded() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".yaml"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();
+        embedded.sort();
+        assert_eq!(on_disk, embedded);
+    }
+}

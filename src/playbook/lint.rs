@@ -1,0 +1,396 @@
+//! Lint: every check a document must pass before medic will load it, each
+//! finding naming file, line, column and field.
+
+use super::condition::EvalContext;
+use super::{API_VERSION, Condition, Playbook, PlaybookSpec, Step, StepSpec};
+use crate::act::catalog::{self, Action, ParamType};
+use crate::signal::{Detector, DetectorSpec};
+use crate::template::{self, Escape};
+use crate::yaml::{Positions, split_documents};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingLevel {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub level: FindingLevel,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// The field path inside the document, e.g. `spec.steps[1].when`.
+    pub field: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.level {
+            FindingLevel::Error => "error",
+            FindingLevel::Warning => "warning",
+        };
+        write!(f, "{}:{}:{}: {level}: ", self.file, self.line, self.column)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " (hint: {hint})")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Document<S> {
+    #[allow(dead_code)]
+    api_version: String,
+    #[allow(dead_code)]
+    kind: String,
+    metadata: Metadata,
+    spec: S,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Metadata {
+    name: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// Collects findings for one document, turning field paths into positions.
+struct DocLinter<'a> {
+    file: &'a str,
+    first_line: usize,
+    positions: Positions,
+    findings: Vec<Finding>,
+}
+
+impl DocLinter<'_> {
+    fn push(&mut self, level: FindingLevel, field: &str, message: String, hint: Option<String>) {
+        let pos = self.positions.locate(field);
+        self.findings.push(Finding {
+            level,
+            file: self.file.to_string(),
+            line: pos.map_or(self.first_line, |p| p.line + self.first_line - 1),
+            column: pos.map_or(1, |p| p.column),
+            field: field.to_string(),
+            message,
+            hint,
+        });
+    }
+
+    fn error(&mut self, field: &str, message: impl Into<String>) {
+        self.push(FindingLevel::Error, field, message.into(), None);
+    }
+
+    fn error_hint(&mut self, field: &str, message: impl Into<String>, hint: impl Into<String>) {
+        self.push(FindingLevel::Error, field, message.into(), Some(hint.into()));
+    }
+
+    fn warning(&mut self, field: &str, message: impl Into<String>) {
+        self.push(FindingLevel::Warning, field, message.into(), None);
+    }
+
+    fn condition(&mut self, field: &str, source: Option<&String>) -> Option<Option<Condition>> {
+        let Some(source) = source else { return Some(None) };
+        match Condition::compile(source) {
+            Ok(c) => Some(Some(c)),
+            Err(e) => {
+                self.error_hint(
+                    field,
+                    e.to_string(),
+                    "variables: signal{name,value,severity,labels,ageSeconds}, target{ref,kind,namespace,name,node,owner{kind,namespace,name,replicas,deployedAgoSeconds}}, incident{id,severity,signals,rootCause}; function target.owner.deployedWithin('1h')",
+                );
+                None
+            }
+        }
+    }
+}
+
+/// One parsed document: a detector or a playbook.
+pub(super) enum Parsed {
+    Detector(Detector),
+    Playbook(Playbook),
+}
+
+/// Lints a set of sources (name, YAML text) together: names must be unique
+/// across them and triggers must name a detector among them.
+pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Detector>, Vec<Playbook>, Vec<Finding>) {
+    let mut detectors = Vec::new();
+    let mut playbooks: Vec<(Playbook, String, usize, Positions)> = Vec::new();
+    let mut findings = Vec::new();
+    for (file, text) in sources {
+        for doc in split_documents(text) {
+            let mut linter = DocLinter {
+                file,
+                first_line: doc.first_line,
+                positions: Positions::index(&doc.text),
+                findings: Vec::new(),
+            };
+            match parse_document(&mut linter, &doc.text) {
+                Some(Parsed::Detector(d)) => {
+                    if detectors.iter().any(|x: &Detector| x.name == d.name) {
+                        linter.error("metadata.name", format!("detector `{}` is defined twice", d.name));
+                    } else {
+                        detectors.push(d);
+                    }
+                }
+                Some(Parsed::Playbook(p)) => {
+                    if playbooks.iter().any(|(x, ..)| x.name == p.name) {
+                        linter.error("metadata.name", format!("playbook `{}` is defined twice", p.name));
+                    } else {
+                        playbooks.push((p, file.clone(), doc.first_line, linter.positions));
+                        findings.append(&mut linter.findings);
+                        continue;
+                    }
+                }
+                None => {}
+            }
+            findings.append(&mut linter.findings);
+        }
+    }
+    // Cross-document: a trigger on a detector that does not exist never fires.
+    for (p, file, first_line, positions) in &playbooks {
+        if !detectors.iter().any(|d| d.name == p.spec.trigger.signal) {
+            let pos = positions.locate("spec.trigger.signal");
+            let known: Vec<&str> = detectors.iter().map(|d| d.name.as_str()).collect();
+            findings.push(Finding {
+                level: FindingLevel::Error,
+                file: file.clone(),
+                line: pos.map_or(*first_line, |p| p.line + first_line - 1),
+                column: pos.map_or(1, |p| p.column),
+                field: "spec.trigger.signal".into(),
+                message: format!("no detector named `{}`", p.spec.trigger.signal),
+                hint: Some(format!("known detectors: {}", known.join(", "))),
+            });
+        }
+    }
+    (detectors, playbooks.into_iter().map(|(p, ..)| p).collect(), findings)
+}
+
+fn parse_document(l: &mut DocLinter<'_>, text: &str) -> Option<Parsed> {
+    let value: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let (line, column) = e.location().map_or((1, 1), |p| (p.line(), p.column()));
+            l.findings.push(Finding {
+                level: FindingLevel::Error,
+                file: l.file.to_string(),
+                line: line + l.first_line - 1,
+                column,
+                field: String::new(),
+                message: format!("not valid YAML: {e}"),
+                hint: None,
+            });
+            return None;
+        }
+    };
+    match value.get("apiVersion").and_then(serde_yaml::Value::as_str) {
+        Some(API_VERSION) => {}
+        Some(other) => l.error("apiVersion", format!("unsupported apiVersion `{other}`; expected `{API_VERSION}`")),
+        None => l.error("apiVersion", format!("missing apiVersion; expected `{API_VERSION}`")),
+    }
+    match value.get("kind").and_then(serde_yaml::Value::as_str) {
+        Some("Detector") => deserialize::<DetectorSpec>(l, value).and_then(|(name, spec)| {
+            lint_detector(l, &spec);
+            Some(Parsed::Detector(Detector { name, spec }))
+        }),
+        Some("Playbook") => {
+            deserialize::<PlaybookSpec>(l, value).and_then(|(name, spec)| lint_playbook(l, name, spec).map(Parsed::Playbook))
+        }
+        Some(other) => {
+            l.error("kind", format!("unknown kind `{other}`; expected Detector or Playbook"));
+            None
+        }
+        None => {
+            l.error("kind", "missing kind; expected Detector or Playbook");
+            None
+        }
+    }
+}
+
+fn deserialize<S: for<'de> Deserialize<'de>>(l: &mut DocLinter<'_>, value: serde_yaml::Value) -> Option<(String, S)> {
+    match serde_path_to_error::deserialize::<_, Document<S>>(value) {
+        Ok(doc) => {
+            if doc.metadata.name.trim().is_empty() {
+                l.error("metadata.name", "name is empty");
+                return None;
+            }
+            Some((doc.metadata.name, doc.spec))
+        }
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            l.error(&path, e.into_inner().to_string());
+            None
+        }
+    }
+}
+
+fn lint_detector(l: &mut DocLinter<'_>, spec: &DetectorSpec) {
+    if let Err(e) = promql_parser::parser::parse(&spec.query) {
+        l.error("spec.query", format!("PromQL does not parse: {}", e.trim()));
+    }
+    for (field, text) in [
+        ("spec.target.name", Some(&spec.target.name)),
+        ("spec.target.namespace", spec.target.namespace.as_ref()),
+    ] {
+        if let Some(text) = text {
+            if text.contains("{{") && text.matches("{{").count() != text.matches("}}").count() {
+                l.error(field, "unbalanced `{{ }}`");
+            }
+        }
+    }
+    if spec.for_.0 < 0 || spec.keep_firing_for.0 < 0 {
+        l.error("spec.for", "durations cannot be negative");
+    }
+}
+
+fn lint_playbook(l: &mut DocLinter<'_>, name: String, spec: PlaybookSpec) -> Option<Playbook> {
+    let trigger_when = l.condition("spec.trigger.when", spec.trigger.when.as_ref());
+    if spec.steps.is_empty() {
+        l.error("spec.steps", "a playbook needs at least one step");
+    }
+    let steps = lint_steps(l, "spec.steps", &spec.steps);
+    let rollback = lint_steps(l, "spec.rollback", &spec.rollback);
+    let has_mutating = spec
+        .steps
+        .iter()
+        .filter_map(|s| Action::from_name(&s.action))
+        .any(|a| a.spec().mutating);
+    if has_mutating && spec.rollback.is_empty() {
+        l.warning("spec.rollback", "the playbook changes the cluster but has no rollback steps");
+    }
+    Some(Playbook {
+        name,
+        trigger_when: trigger_when?,
+        steps: steps?,
+        rollback: rollback?,
+        spec,
+    })
+}
+
+fn lint_steps(l: &mut DocLinter<'_>, base: &str, specs: &[StepSpec]) -> Option<Vec<Step>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, s) in specs.iter().enumerate() {
+        let at = format!("{base}[{i}]");
+        match lint_step(l, &at, s) {
+            Some(step) => out.push(step),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn lint_step(l: &mut DocLinter<'_>, at: &str, s: &StepSpec) -> Option<Step> {
+    let Some(action) = Action::from_name(&s.action) else {
+        let hint = match catalog::nearest_action(&s.action) {
+            Some(near) => format!("did you mean `{near}`?"),
+            None => format!(
+                "known actions: {}",
+                catalog::CATALOG.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        l.error_hint(&format!("{at}.action"), format!("unknown action `{}`", s.action), hint);
+        return None;
+    };
+    let spec = action.spec();
+    let mut ok = true;
+    if s.risk < spec.floor {
+        l.error(
+            &format!("{at}.risk"),
+            format!("`{}` is at least {} risk; a playbook may rate it higher, never lower (got {})", spec.name, spec.floor, s.risk),
+        );
+        ok = false;
+    }
+    for (key, value) in &s.params {
+        let field = format!("{at}.params.{key}");
+        match spec.params.iter().find(|p| p.name == key) {
+            None => {
+                let known: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+                let hint = if known.is_empty() {
+                    format!("`{}` takes no parameters", spec.name)
+                } else {
+                    format!("`{}` takes: {}", spec.name, known.join(", "))
+                };
+                l.error_hint(&field, format!("unknown parameter `{key}`"), hint);
+                ok = false;
+            }
+            Some(p) => {
+                let fits = match p.kind {
+                    ParamType::Integer => value.as_i64().is_some(),
+                    ParamType::String => value.as_str().is_some(),
+                };
+                if !fits {
+                    l.error(&field, format!("`{key}` must be {:?}", p.kind).to_lowercase());
+                    ok = false;
+                }
+            }
+        }
+    }
+    for p in spec.params.iter().filter(|p| p.required) {
+        if !s.params.contains_key(p.name) {
+            l.error(&format!("{at}.params"), format!("`{}` needs parameter `{}`", spec.name, p.name));
+            ok = false;
+        }
+    }
+    if action == Action::Scale && s.params.contains_key("delta") == s.params.contains_key("replicas") {
+        l.error(&format!("{at}.params"), "scale needs exactly one of `delta` and `replicas`");
+        ok = false;
+    }
+    let when = l.condition(&format!("{at}.when"), s.when.as_ref());
+    if let Some(w) = &s.wait_for {
+        let field = format!("{at}.waitFor.query");
+        let mut vars = EvalContext::default().template_vars();
+        for v in template::variables(&w.query) {
+            if v.starts_with("signal.labels.") {
+                vars.insert(v, "x".into());
+            }
+        }
+        match template::render(&w.query, &vars, Escape::Promql) {
+            Ok(q) => {
+                if let Err(e) = promql_parser::parser::parse(&q) {
+                    l.error(&field, format!("PromQL does not parse: {}", e.trim()));
+                    ok = false;
+                }
+            }
+            Err(e) => {
+                l.error(&field, e.to_string());
+                ok = false;
+            }
+        }
+        if w.timeout.0 <= 0 {
+            l.error(&format!("{at}.waitFor.timeout"), "timeout must be positive");
+            ok = false;
+        } else if w.for_.0 > w.timeout.0 {
+            l.error(&format!("{at}.waitFor.for"), "`for` is longer than `timeout`: it can never hold in time");
+            ok = false;
+        }
+    } else if spec.mutating && s.risk >= crate::model::Risk::Medium {
+        l.warning(&format!("{at}"), format!("`{}` changes the cluster at {} risk with no waitFor to verify it", spec.name, s.risk));
+    }
+    let when = when?;
+    ok.then(|| Step {
+        action,
+        risk: s.risk,
+        when,
+        params: s.params.clone(),
+        wait_for: s.wait_for.clone(),
+    })
+}

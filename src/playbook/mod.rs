@@ -1,0 +1,19 @@
+//! Detector and Playbook documents: the model, CEL conditions, lint, and
+//! loading (a bad document never half-loads).
+
+mod condition;
+mod embedded;
+mod library;
+mod lint;
+mod model;
+
+pub use condition::{
+    Condition, ConditionError, EvalContext, IncidentVars, OwnerVars, SignalVars, StepVars, TargetVars,
+};
+pub use embedded::EMBEDDED;
+pub use library::{Library, LoadError};
+pub use lint::{Finding, FindingLevel, lint_sources};
+pub use model::{Playbook, PlaybookSpec, Step, StepSpec, Trigger, WaitFor};
+
+/// The apiVersion of every medic document.
+pub const API_VERSION: &str = "medic.dev/v1alpha1";

@@ -1,0 +1,76 @@
+//! The `Playbook` document and its loaded form.
+
+use super::Condition;
+use crate::act::Action;
+use crate::model::{Risk, Secs};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlaybookSpec {
+    #[serde(default)]
+    pub description: String,
+    pub trigger: Trigger,
+    /// The most risk this playbook may take without asking; the global bound
+    /// in medic.yaml caps it further.
+    pub max_autonomous_risk: Risk,
+    pub steps: Vec<StepSpec>,
+    /// Steps run, in order, when a step fails or its verification does.
+    #[serde(default)]
+    pub rollback: Vec<StepSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// The detector whose signal starts this playbook.
+    pub signal: String,
+    /// CEL over `signal`, `target` and `incident`; absent means always.
+    #[serde(default)]
+    pub when: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StepSpec {
+    /// A name from the action catalog.
+    pub action: String,
+    pub risk: Risk,
+    #[serde(default)]
+    pub when: Option<String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_yaml::Value>,
+    #[serde(default)]
+    pub wait_for: Option<WaitFor>,
+}
+
+/// Verification after a step: the query must return a result continuously
+/// for `for`, within `timeout` of the step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitFor {
+    pub query: String,
+    #[serde(default, rename = "for")]
+    pub for_: Secs,
+    pub timeout: Secs,
+}
+
+/// A linted playbook with its conditions compiled.
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    pub name: String,
+    pub spec: PlaybookSpec,
+    pub trigger_when: Option<Condition>,
+    pub steps: Vec<Step>,
+    pub rollback: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub action: Action,
+    pub risk: Risk,
+    pub when: Option<Condition>,
+    pub params: BTreeMap<String, serde_yaml::Value>,
+    pub wait_for: Option<WaitFor>,
+}

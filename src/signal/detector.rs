@@ -1,0 +1,78 @@
+//! The `Detector` document: one PromQL query evaluated for all targets.
+
+use crate::model::{ObjectRef, Secs, Severity};
+use crate::template::{self, Escape, TemplateError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A loaded, linted detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detector {
+    pub name: String,
+    pub spec: DetectorSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DetectorSpec {
+    pub severity: Severity,
+    /// What the value means, for people reading the timeline.
+    #[serde(default)]
+    pub description: String,
+    /// PromQL; every series it returns is one firing instance.
+    pub query: String,
+    /// How a returned series names the object it is about.
+    pub target: TargetTemplate,
+    /// How long the condition must hold before it becomes a signal.
+    #[serde(default, rename = "for")]
+    pub for_: Secs,
+    /// How long a firing signal stays up after the condition stops holding,
+    /// so a signal that dips for one evaluation does not flap.
+    #[serde(default)]
+    pub keep_firing_for: Secs,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetTemplate {
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl TargetTemplate {
+    /// The object a series is about, from its labels.
+    pub fn render(&self, labels: &BTreeMap<String, String>) -> Result<ObjectRef, TemplateError> {
+        let name = template::render(&self.name, labels, Escape::None)?;
+        let namespace = match &self.namespace {
+            Some(ns) => Some(template::render(ns, labels, Escape::None)?),
+            None => None,
+        };
+        Ok(ObjectRef {
+            kind: self.kind.clone(),
+            namespace,
+            name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_a_target_from_labels() {
+        let t = TargetTemplate {
+            kind: "Pod".into(),
+            namespace: Some("{{ namespace }}".into()),
+            name: "{{ pod }}".into(),
+        };
+        let labels = BTreeMap::from([
+            ("namespace".to_string(), "prod".to_string()),
+            ("pod".to_string(), "api-1".to_string()),
+        ]);
+        assert_eq!(t.render(&labels).unwrap().to_string(), "Pod/prod/api-1");
+        assert!(t.render(&BTreeMap::new()).is_err());
+    }
+}

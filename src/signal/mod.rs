@@ -1,0 +1,30 @@
+//! Signals: what a detector saw, on which object, since when.
+
+mod detector;
+mod observe;
+mod tracker;
+
+pub use detector::{Detector, DetectorSpec, TargetTemplate};
+pub use observe::{DetectorOutcome, Observation, observe_at, observe_range};
+pub use tracker::{SignalEvent, SignalTracker};
+
+use crate::model::{ObjectRef, Severity, Timestamp};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A detector firing for one target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Signal {
+    /// The detector's name, e.g. `memory_leak`.
+    pub name: String,
+    pub target: ObjectRef,
+    pub severity: Severity,
+    /// The query's value when the signal fired (its unit is the detector's).
+    pub value: f64,
+    /// Labels of the series that fired, for templates and evidence.
+    pub labels: BTreeMap<String, String>,
+    /// When the condition first held (start of `for`).
+    pub onset: Timestamp,
+    /// When it had held for `for` and became a signal.
+    pub fired_at: Timestamp,
+}

@@ -1,0 +1,203 @@
+//! Turns observations into signals: `for` before firing, `keepFiringFor`
+//! before clearing, one signal per (detector, target). Pure: no I/O, the time
+//! is an argument.
+
+use super::{Detector, DetectorOutcome, Signal};
+use crate::model::{ObjectRef, Timestamp};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SignalEvent {
+    Fired(Signal),
+    Cleared {
+        name: String,
+        target: ObjectRef,
+        at: Timestamp,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct State {
+    pending_since: Timestamp,
+    last_seen: Timestamp,
+    firing: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct SignalTracker {
+    states: BTreeMap<(String, ObjectRef), State>,
+}
+
+impl SignalTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of signals currently firing.
+    pub fn firing(&self) -> usize {
+        self.states.values().filter(|s| s.firing).count()
+    }
+
+    /// Advances to `now` with what each detector returned.
+    pub fn update(
+        &mut self,
+        now: Timestamp,
+        detectors: &[Detector],
+        outcomes: &BTreeMap<String, DetectorOutcome>,
+    ) -> Vec<SignalEvent> {
+        let mut events = Vec::new();
+        for d in detectors {
+            let Some(DetectorOutcome::Ok(observations)) = outcomes.get(&d.name) else {
+                continue; // failed or not evaluated: hold state as it is
+            };
+            // Several series may name one target (e.g. per container): keep the largest value.
+            let mut seen: BTreeMap<ObjectRef, (f64, &BTreeMap<String, String>)> = BTreeMap::new();
+            for o in observations {
+                match d.spec.target.render(&o.labels) {
+                    Ok(target) => {
+                        let entry = seen.entry(target).or_insert((o.value, &o.labels));
+                        if o.value > entry.0 {
+                            *entry = (o.value, &o.labels);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(detector = %d.name, error = %e, "series does not name a target; skipped")
+                    }
+                }
+            }
+            for (target, (value, labels)) in &seen {
+                let key = (d.name.clone(), target.clone());
+                let state = self.states.entry(key).or_insert(State {
+                    pending_since: now,
+                    last_seen: now,
+                    firing: false,
+                });
+                state.last_seen = now;
+                if !state.firing && now - state.pending_since >= d.spec.for_.0 {
+                    state.firing = true;
+                    events.push(SignalEvent::Fired(Signal {
+                        name: d.name.clone(),
+                        target: target.clone(),
+                        severity: d.spec.severity,
+                        value: *value,
+                        labels: (*labels).clone(),
+                        onset: state.pending_since,
+                        fired_at: now,
+                    }));
+                }
+            }
+            let present: BTreeSet<&ObjectRef> = seen.keys().collect();
+            let keep = d.spec.keep_firing_for.0;
+            self.states.retain(|(name, target), state| {
+                if name != &d.name || present.contains(target) {
+                    return true;
+                }
+                if !state.firing {
+                    return false;
+                }
+                if now - state.last_seen > keep {
+                    events.push(SignalEvent::Cleared {
+                        name: name.clone(),
+                        target: target.clone(),
+                        at: now,
+                    });
+                    return false;
+                }
+                true
+            });
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Secs, Severity};
+    use crate::signal::{DetectorSpec, Observation, TargetTemplate};
+
+    fn detector(for_: i64, keep: i64) -> Detector {
+        Detector {
+            name: "crash_loop".into(),
+            spec: DetectorSpec {
+                severity: Severity::High,
+                description: String::new(),
+                query: "x".into(),
+                target: TargetTemplate {
+                    kind: "Pod".into(),
+                    namespace: Some("{{ namespace }}".into()),
+                    name: "{{ pod }}".into(),
+                },
+                for_: Secs(for_),
+                keep_firing_for: Secs(keep),
+            },
+        }
+    }
+
+    fn seen(pods: &[(&str, f64)]) -> BTreeMap<String, DetectorOutcome> {
+        let obs = pods
+            .iter()
+            .map(|(pod, v)| Observation {
+                labels: BTreeMap::from([
+                    ("namespace".to_string(), "prod".to_string()),
+                    ("pod".to_string(), pod.to_string()),
+                ]),
+                value: *v,
+            })
+            .collect();
+        BTreeMap::from([("crash_loop".to_string(), DetectorOutcome::Ok(obs))])
+    }
+
+    #[test]
+    fn fires_after_for_with_onset_at_first_sight() {
+        let d = [detector(60, 0)];
+        let mut t = SignalTracker::new();
+        assert!(t.update(0, &d, &seen(&[("a", 1.0)])).is_empty());
+        assert!(t.update(30, &d, &seen(&[("a", 2.0)])).is_empty());
+        let ev = t.update(60, &d, &seen(&[("a", 3.0)]));
+        let [SignalEvent::Fired(s)] = ev.as_slice() else { panic!("{ev:?}") };
+        assert_eq!((s.onset, s.fired_at, s.value), (0, 60, 3.0));
+        assert_eq!(s.target.to_string(), "Pod/prod/a");
+        assert!(t.update(90, &d, &seen(&[("a", 3.0)])).is_empty(), "fires once");
+    }
+
+    #[test]
+    fn a_gap_before_for_resets_pending() {
+        let d = [detector(60, 0)];
+        let mut t = SignalTracker::new();
+        t.update(0, &d, &seen(&[("a", 1.0)]));
+        t.update(30, &d, &seen(&[]));
+        assert!(t.update(60, &d, &seen(&[("a", 1.0)])).is_empty());
+        assert_eq!(t.firing(), 0);
+    }
+
+    #[test]
+    fn clears_after_keep_firing_for() {
+        let d = [detector(0, 60)];
+        let mut t = SignalTracker::new();
+        assert_eq!(t.update(0, &d, &seen(&[("a", 1.0)])).len(), 1);
+        assert!(t.update(30, &d, &seen(&[])).is_empty());
+        assert!(t.update(60, &d, &seen(&[])).is_empty());
+        let ev = t.update(90, &d, &seen(&[]));
+        assert!(matches!(ev.as_slice(), [SignalEvent::Cleared { at: 90, .. }]));
+    }
+
+    #[test]
+    fn a_failed_query_neither_fires_nor_clears() {
+        let d = [detector(0, 0)];
+        let mut t = SignalTracker::new();
+        t.update(0, &d, &seen(&[("a", 1.0)]));
+        let failed = BTreeMap::from([("crash_loop".to_string(), DetectorOutcome::Failed("down".into()))]);
+        assert!(t.update(30, &d, &failed).is_empty());
+        assert_eq!(t.firing(), 1);
+    }
+
+    #[test]
+    fn several_series_for_one_target_make_one_signal_with_the_largest_value() {
+        let d = [detector(0, 0)];
+        let mut t = SignalTracker::new();
+        let ev = t.update(0, &d, &seen(&[("a", 1.0), ("a", 7.0)]));
+        let [SignalEvent::Fired(s)] = ev.as_slice() else { panic!("{ev:?}") };
+        assert_eq!(s.value, 7.0);
+    }
+}
