@@ -1,1 +1,175 @@
-fn main() {}
+//! The medic command line. Errors become messages and exit codes here, and
+//! nowhere else.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use medic::config::Config;
+use medic::playbook::{FindingLevel, Library, lint_sources};
+use medic::replay::{self, Loaded, Report, ReplayOptions, render};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+mod bundled;
+
+#[derive(Parser)]
+#[command(name = "medic", version, about = "An in-cluster healer for Kubernetes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay recorded incidents through the pipeline against a real Prometheus.
+    Replay {
+        /// Fixture files or directories; without one, the incidents bundled in the binary.
+        paths: Vec<PathBuf>,
+        /// Print the JSON report instead of the timeline.
+        #[arg(long)]
+        json: bool,
+        /// Detector and playbook files or directories to use instead of the embedded ones.
+        #[arg(long = "playbooks")]
+        playbooks: Vec<PathBuf>,
+        /// medic.yaml to replay with (fixtures' `config:` is laid over it; default mode: enforce).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check detector and playbook files; exits 1 when any has an error.
+    Lint {
+        /// Files or directories; without one, the embedded defaults.
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MEDIC_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Replay {
+                paths,
+                json,
+                playbooks,
+                config,
+            } => {
+                let work = replay_command(paths, json, playbooks, config);
+                // Dropping the replay on Ctrl-C stops its Prometheus and removes its files.
+                tokio::select! {
+                    r = work => Some(r),
+                    _ = tokio::signal::ctrl_c() => None,
+                }
+                .unwrap_or_else(|| {
+                    eprintln!("interrupted");
+                    Ok(ExitCode::from(130))
+                })
+            }
+            Command::Lint { paths, format } => lint_command(paths, format),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn replay_command(
+    paths: Vec<PathBuf>,
+    json: bool,
+    playbooks: Vec<PathBuf>,
+    config: Option<PathBuf>,
+) -> Result<ExitCode> {
+    replay::check_tools()?;
+    let mut options = ReplayOptions::embedded();
+    if !playbooks.is_empty() {
+        options.sources = Library::read_sources(&playbooks)?;
+    }
+    if let Some(path) = config {
+        options.config = Config::load(&path)?;
+    }
+    let mut fixtures = Vec::new();
+    if paths.is_empty() {
+        for (name, text) in bundled::FIXTURES {
+            fixtures.push(Loaded::parse(text, &format!("fixtures/incidents/{name}"))?);
+        }
+    }
+    for path in &paths {
+        for file in replay::fixture_files(path).with_context(|| format!("cannot read {}", path.display()))? {
+            fixtures.push(Loaded::load(&file)?);
+        }
+    }
+    if fixtures.is_empty() {
+        anyhow::bail!("no fixture files found");
+    }
+    let mut reports: Vec<Report> = Vec::new();
+    for f in &fixtures {
+        let report = replay::replay_loaded(f, &options).await?;
+        if !json {
+            println!("{}", render::timeline(&report));
+        }
+        reports.push(report);
+    }
+    if json {
+        let text = if reports.len() == 1 && paths.len() == 1 && !paths[0].is_dir() {
+            serde_json::to_string_pretty(&reports[0])?
+        } else {
+            serde_json::to_string_pretty(&reports)?
+        };
+        println!("{text}");
+    } else if reports.len() > 1 {
+        print!("{}", render::summary(&reports));
+    }
+    Ok(if reports.iter().all(|r| r.passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn lint_command(paths: Vec<PathBuf>, format: Format) -> Result<ExitCode> {
+    let sources = if paths.is_empty() {
+        medic::playbook::embedded_sources()
+    } else {
+        Library::read_sources(&paths)?
+    };
+    let (detectors, playbooks, findings) = lint_sources(&sources);
+    let errors = findings.iter().filter(|f| f.level == FindingLevel::Error).count();
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&findings)?),
+        Format::Text => {
+            for f in &findings {
+                println!("{f}");
+            }
+            println!(
+                "{} file(s): {} detector(s), {} playbook(s), {errors} error(s), {} warning(s)",
+                sources.len(),
+                detectors.len(),
+                playbooks.len(),
+                findings.len() - errors
+            );
+        }
+    }
+    Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

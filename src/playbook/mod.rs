@@ -11,7 +11,7 @@ pub use condition::{
     Condition, ConditionError, EvalContext, IncidentVars, OwnerVars, SignalVars, StepVars, TargetVars,
 };
 pub use embedded::EMBEDDED;
-pub use library::{Library, LoadError};
+pub use library::{Library, LoadError, embedded_sources};
 pub use lint::{Finding, FindingLevel, lint_sources};
 pub use model::{Playbook, PlaybookSpec, Step, StepSpec, Trigger, WaitFor};
 

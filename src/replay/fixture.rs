@@ -1,0 +1,252 @@
+//! The recorded-incident file: series, cluster objects, change events,
+//! topology, extra detectors, config overrides, and what must happen.
+
+use super::series::{Series, expand_values, parse_selector};
+use crate::cluster::{ChangeEvent, ClusterObject};
+use crate::model::{ObjectRef, Secs, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Replay time 0, unless a fixture sets `start`: 2024-01-01T00:00:00Z. Fixed,
+/// so absolute values (certificate expiry timestamps) can be written.
+pub const DEFAULT_START: Timestamp = 1_704_067_200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}{location}: {field}{message}")]
+    Invalid {
+        path: String,
+        location: String,
+        field: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixture {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Spacing of the samples in `series`.
+    pub interval: Secs,
+    /// The replay runs from 0 to this.
+    pub duration: Secs,
+    /// Unix time of replay time 0.
+    #[serde(default)]
+    pub start: Option<Timestamp>,
+    pub series: Vec<SeriesSpec>,
+    #[serde(default)]
+    pub cluster: Vec<serde_yaml::Value>,
+    #[serde(default)]
+    pub events: Vec<EventSpec>,
+    /// Recorded answers for LLM-assisted diagnosis (not used by rule-based replay).
+    #[serde(default)]
+    pub llm: Vec<serde_yaml::Value>,
+    #[serde(default)]
+    pub topology: Vec<Edge>,
+    #[serde(default)]
+    pub detectors: Vec<serde_yaml::Value>,
+    #[serde(default)]
+    pub config: Option<serde_yaml::Value>,
+    pub expect: Expect,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesSpec {
+    pub series: String,
+    pub values: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSpec {
+    /// Offset from time 0; negative is before the window.
+    pub at: Secs,
+    pub kind: String,
+    pub object: ObjectRef,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Edge {
+    pub from: ObjectRef,
+    pub to: ObjectRef,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// When the fault began, for time to detect.
+    #[serde(default)]
+    pub onset: Option<Secs>,
+    #[serde(default)]
+    pub signals: Vec<ExpectSignal>,
+    #[serde(default)]
+    pub root_cause: Option<ObjectRef>,
+    /// Actions taken, in this order (all incidents, by time).
+    #[serde(default)]
+    pub actions: Option<Vec<String>>,
+    #[serde(default)]
+    pub not_actions: Vec<String>,
+    #[serde(default)]
+    pub escalations: Option<usize>,
+    #[serde(default)]
+    pub incidents: Option<usize>,
+    #[serde(default)]
+    pub resolved_by: Option<Secs>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSignal {
+    pub signal: String,
+    pub target: ObjectRef,
+    #[serde(default)]
+    pub by: Option<Secs>,
+}
+
+/// A fixture with its series expanded and objects checked.
+pub struct Loaded {
+    pub path: String,
+    pub fixture: Fixture,
+    pub start: Timestamp,
+    pub series: Vec<Series>,
+    pub objects: Vec<ClusterObject>,
+    pub changes: Vec<ChangeEvent>,
+}
+
+impl Loaded {
+    pub fn load(path: &Path) -> Result<Loaded, FixtureError> {
+        let display = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Io {
+            path: display.clone(),
+            source,
+        })?;
+        Self::parse(&text, &display)
+    }
+
+    pub fn parse(text: &str, path: &str) -> Result<Loaded, FixtureError> {
+        let invalid = |field: String, message: String| FixtureError::Invalid {
+            path: path.to_string(),
+            location: String::new(),
+            field,
+            message,
+        };
+        let de = serde_yaml::Deserializer::from_str(text);
+        let fixture: Fixture = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            FixtureError::Invalid {
+                path: path.to_string(),
+                location: inner
+                    .location()
+                    .map(|l| format!(":{}:{}", l.line(), l.column()))
+                    .unwrap_or_default(),
+                field: if field == "." { String::new() } else { format!("{field}: ") },
+                message: inner.to_string(),
+            }
+        })?;
+        let positions = crate::yaml::Positions::index(text);
+        let at = |field: &str, message: String| {
+            let loc = positions
+                .locate(field)
+                .map(|p| format!(":{}:{}", p.line, p.column))
+                .unwrap_or_default();
+            FixtureError::Invalid {
+                path: path.to_string(),
+                location: loc,
+                field: format!("{field}: "),
+                message,
+            }
+        };
+        if fixture.interval.0 <= 0 || fixture.duration.0 <= 0 {
+            return Err(invalid("interval".into(), "interval and duration must be positive".into()));
+        }
+        let start = fixture.start.unwrap_or(DEFAULT_START);
+        let mut series = Vec::with_capacity(fixture.series.len());
+        for (i, s) in fixture.series.iter().enumerate() {
+            let (name, labels) = parse_selector(&s.series).map_err(|e| at(&format!("series[{i}].series"), e.to_string()))?;
+            let values = expand_values(&s.values).map_err(|e| at(&format!("series[{i}].values"), e.to_string()))?;
+            series.push(Series { name, labels, values });
+        }
+        let mut objects = Vec::with_capacity(fixture.cluster.len());
+        for (i, v) in fixture.cluster.iter().enumerate() {
+            objects.push(ClusterObject::from_value(v.clone()).map_err(|e| at(&format!("cluster[{i}]"), e.to_string()))?);
+        }
+        let changes = fixture
+            .events
+            .iter()
+            .map(|e| ChangeEvent {
+                at: start + e.at.0,
+                kind: e.kind.clone(),
+                object: e.object.clone(),
+                message: e.message.clone(),
+            })
+            .collect();
+        Ok(Loaded {
+            path: path.to_string(),
+            fixture,
+            start,
+            series,
+            objects,
+            changes,
+        })
+    }
+
+    /// The fixture's extra detectors as lintable sources.
+    pub fn detector_sources(&self) -> Vec<(String, String)> {
+        self.fixture
+            .detectors
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                (
+                    format!("{}#detectors[{i}]", self.path),
+                    serde_yaml::to_string(d).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name: t
+interval: 15s
+duration: 10m
+series:
+  - {series: 'up{job="a"}', values: '1x40'}
+events:
+  - {at: -47m, kind: deploy, object: Deployment/p/a, message: "v1 -> v2"}
+expect: {incidents: 0}
+"#;
+
+    #[test]
+    fn loads_and_expands() {
+        let l = Loaded::parse(MINIMAL, "t.yaml").unwrap();
+        assert_eq!(l.series[0].values.len(), 41);
+        assert_eq!(l.changes[0].at, DEFAULT_START - 47 * 60);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let bad = MINIMAL.replace("'1x40'", "'1x40 oops'");
+        let e = Loaded::parse(&bad, "t.yaml").unwrap_err().to_string();
+        assert_eq!(e, "t.yaml:6:33: series[0].values: values item `oops`: not a number");
+        let bad = MINIMAL.replace("duration", "duratoin");
+        let e = Loaded::parse(&bad, "t.yaml").unwrap_err().to_string();
+        assert!(e.starts_with("t.yaml:4:1: duratoin: unknown field `duratoin`"), "{e}");
+    }
+}

@@ -1,0 +1,77 @@
+//! The human replay output: an on-call timeline per fixture, a verdict line,
+//! and a summary table over a directory.
+
+use super::report::Report;
+use crate::model::format_secs;
+use std::fmt::Write;
+
+fn clock(at_s: i64) -> String {
+    let sign = if at_s < 0 { "-" } else { "+" };
+    let s = at_s.unsigned_abs();
+    format!("T{sign}{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+pub fn timeline(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "== {} ({})", r.fixture, r.file);
+    if r.incidents.is_empty() {
+        let _ = writeln!(out, "   no incident: nothing fired long enough to act on");
+    }
+    for inc in &r.incidents {
+        let _ = writeln!(out, "-- incident {} ({})", inc.id, inc.severity);
+        for t in &inc.timeline {
+            let _ = writeln!(out, "   {}  {:<9} {}", clock(t.at_s), t.stage_label(), t.text);
+        }
+    }
+    let _ = writeln!(out, "{}", verdict(r));
+    out
+}
+
+pub fn verdict(r: &Report) -> String {
+    let actions = r.taken_actions().len();
+    let detect = r
+        .time_to_detect_s
+        .map(|t| format!(", detected {} after onset", format_secs(t)))
+        .unwrap_or_default();
+    let head = format!(
+        "{} {}: {} incident(s), {} action(s), {} escalation(s){detect}",
+        if r.passed { "PASS" } else { "FAIL" },
+        r.fixture,
+        r.incidents.len(),
+        actions,
+        r.escalation_count()
+    );
+    if r.passed {
+        head
+    } else {
+        format!("{head}\n{}", r.failures.iter().map(|f| format!("     - {f}")).collect::<Vec<_>>().join("\n"))
+    }
+}
+
+/// One row per fixture: detected, time to detect, false incidents, actions.
+pub fn summary(reports: &[Report]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<52} {:>6} {:>9} {:>9} {:>7} {:>11}",
+        "fixture", "result", "detected", "ttd", "actions", "escalations"
+    );
+    for r in reports {
+        let detected = if r.signals.is_empty() { "no" } else { "yes" };
+        let ttd = r.time_to_detect_s.map(format_secs).unwrap_or_else(|| "-".into());
+        let name: String = r.fixture.chars().take(52).collect();
+        let _ = writeln!(
+            out,
+            "{:<52} {:>6} {:>9} {:>9} {:>7} {:>11}",
+            name,
+            if r.passed { "pass" } else { "FAIL" },
+            detected,
+            ttd,
+            r.taken_actions().len(),
+            r.escalation_count()
+        );
+    }
+    let passed = reports.iter().filter(|r| r.passed).count();
+    let _ = writeln!(out, "{passed}/{} fixtures passed", reports.len());
+    out
+}

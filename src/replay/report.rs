@@ -1,0 +1,244 @@
+//! The replay report (the `--json` contract) and the expectation checks.
+//! Times are seconds from replay time 0 (`*_s`).
+
+use super::fixture::Expect;
+use crate::act::ActionResult;
+use crate::diagnose::Diagnosis;
+use crate::incident::{Incident, Stage};
+use crate::model::{Timestamp, format_secs};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub fixture: String,
+    pub file: String,
+    pub passed: bool,
+    pub failures: Vec<String>,
+    /// First signal minus `expect.onset`; null without onset or signals.
+    pub time_to_detect_s: Option<i64>,
+    pub signals: Vec<SignalReport>,
+    pub incidents: Vec<IncidentReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SignalReport {
+    pub at_s: i64,
+    pub onset_s: i64,
+    pub signal: String,
+    pub target: String,
+    pub severity: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentReport {
+    pub id: String,
+    pub opened_at_s: i64,
+    pub severity: String,
+    pub root_cause: Option<String>,
+    pub root_cause_candidates: Vec<String>,
+    pub affected: Vec<String>,
+    pub diagnosis: Option<Diagnosis>,
+    pub actions: Vec<ActionReport>,
+    pub escalations: Vec<EscalationReport>,
+    pub timeline: Vec<TimelineReport>,
+    pub resolved_at_s: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionReport {
+    pub at_s: i64,
+    pub action: String,
+    pub target: Option<String>,
+    pub risk: String,
+    pub result: ActionResult,
+    pub playbook: String,
+    pub step: usize,
+    pub rollback: bool,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EscalationReport {
+    pub at_s: i64,
+    pub reason: String,
+    pub channel: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineReport {
+    pub at_s: i64,
+    pub stage: Stage,
+    pub text: String,
+}
+
+impl TimelineReport {
+    pub fn stage_label(&self) -> &'static str {
+        self.stage.label()
+    }
+}
+
+impl Report {
+    pub fn build(fixture: &str, file: &str, start: Timestamp, incidents: &[Incident], expect: &Expect) -> Report {
+        let rel = |t: Timestamp| t - start;
+        let mut signals: Vec<SignalReport> = incidents
+            .iter()
+            .flat_map(|i| &i.signals)
+            .map(|r| SignalReport {
+                at_s: rel(r.signal.fired_at),
+                onset_s: rel(r.signal.onset),
+                signal: r.signal.name.clone(),
+                target: r.signal.target.to_string(),
+                severity: r.signal.severity.to_string(),
+                value: r.signal.value,
+            })
+            .collect();
+        signals.sort_by(|a, b| (a.at_s, &a.signal, &a.target).cmp(&(b.at_s, &b.signal, &b.target)));
+        let incidents: Vec<IncidentReport> = incidents
+            .iter()
+            .map(|i| IncidentReport {
+                id: i.id.clone(),
+                opened_at_s: rel(i.opened_at),
+                severity: i.severity.to_string(),
+                root_cause: i.root_cause().map(ToString::to_string),
+                root_cause_candidates: i.candidates.iter().map(ToString::to_string).collect(),
+                affected: i.affected.iter().map(ToString::to_string).collect(),
+                diagnosis: i.diagnosis.clone(),
+                actions: i
+                    .actions
+                    .iter()
+                    .map(|a| ActionReport {
+                        at_s: rel(a.at),
+                        action: a.action.to_string(),
+                        target: a.target.as_ref().map(ToString::to_string),
+                        risk: a.risk.to_string(),
+                        result: a.result,
+                        playbook: a.playbook.clone(),
+                        step: a.step,
+                        rollback: a.rollback,
+                        message: a.message.clone(),
+                    })
+                    .collect(),
+                escalations: i
+                    .escalations
+                    .iter()
+                    .map(|e| EscalationReport {
+                        at_s: rel(e.at),
+                        reason: e.reason.clone(),
+                        channel: e.channel.clone(),
+                    })
+                    .collect(),
+                timeline: i
+                    .timeline
+                    .iter()
+                    .map(|t| TimelineReport {
+                        at_s: rel(t.at),
+                        stage: t.stage,
+                        text: t.text.clone(),
+                    })
+                    .collect(),
+                resolved_at_s: i.resolved_at.map(rel),
+            })
+            .collect();
+        let time_to_detect_s = match (&expect.onset, signals.first()) {
+            (Some(onset), Some(first)) => Some(first.at_s - onset.0),
+            _ => None,
+        };
+        let mut report = Report {
+            fixture: fixture.to_string(),
+            file: file.to_string(),
+            passed: true,
+            failures: Vec::new(),
+            time_to_detect_s,
+            signals,
+            incidents,
+        };
+        report.failures = check(&report, expect);
+        report.passed = report.failures.is_empty();
+        report
+    }
+
+    /// Actions that were carried out (not dry runs, not failures), in time order.
+    pub fn taken_actions(&self) -> Vec<&ActionReport> {
+        let mut all: Vec<&ActionReport> = self
+            .incidents
+            .iter()
+            .flat_map(|i| &i.actions)
+            .filter(|a| a.result == ActionResult::Ok)
+            .collect();
+        all.sort_by_key(|a| a.at_s);
+        all
+    }
+
+    pub fn escalation_count(&self) -> usize {
+        self.incidents.iter().map(|i| i.escalations.len()).sum()
+    }
+}
+
+fn check(r: &Report, expect: &Expect) -> Vec<String> {
+    let mut failures = Vec::new();
+    if let Some(n) = expect.incidents {
+        if r.incidents.len() != n {
+            failures.push(format!("expected {n} incident(s), got {}", r.incidents.len()));
+        }
+    }
+    for want in &expect.signals {
+        let target = want.target.to_string();
+        match r.signals.iter().find(|s| s.signal == want.signal && s.target == target) {
+            None => failures.push(format!("expected signal {} on {target}; it never fired", want.signal)),
+            Some(s) => {
+                if let Some(by) = want.by {
+                    if s.at_s > by.0 {
+                        failures.push(format!(
+                            "expected signal {} on {target} by {by}, it fired at {}",
+                            want.signal,
+                            format_secs(s.at_s)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(want) = &expect.root_cause {
+        let got = r.incidents.first().and_then(|i| i.root_cause.clone());
+        if got.as_deref() != Some(want.to_string().as_str()) {
+            failures.push(format!(
+                "expected root cause {want}, got {}",
+                got.unwrap_or_else(|| "none".into())
+            ));
+        }
+    }
+    let taken: Vec<&str> = r.taken_actions().iter().map(|a| a.action.as_str()).collect();
+    if let Some(want) = &expect.actions {
+        if taken != want.iter().map(String::as_str).collect::<Vec<_>>() {
+            failures.push(format!("expected actions [{}], got [{}]", want.join(", "), taken.join(", ")));
+        }
+    }
+    for not in &expect.not_actions {
+        if taken.contains(&not.as_str()) {
+            failures.push(format!("action {not} must not be taken, but was"));
+        }
+    }
+    if let Some(n) = expect.escalations {
+        let got = r.escalation_count();
+        if got != n {
+            let reasons: Vec<&str> = r
+                .incidents
+                .iter()
+                .flat_map(|i| &i.escalations)
+                .map(|e| e.reason.as_str())
+                .collect();
+            failures.push(format!("expected {n} escalation(s), got {got}: {reasons:?}"));
+        }
+    }
+    if let Some(by) = expect.resolved_by {
+        for i in &r.incidents {
+            match i.resolved_at_s {
+                Some(t) if t <= by.0 => {}
+                Some(t) => failures.push(format!("incident {} resolved at {}, expected by {by}", i.id, format_secs(t))),
+                None => failures.push(format!("incident {} not resolved, expected by {by}", i.id)),
+            }
+        }
+    }
+    failures
+}
