@@ -74,12 +74,7 @@ impl Cluster for SimCluster {
         } else {
             &mut state
         };
-        let message = apply(target_state, req)?;
-        Ok(if req.dry_run {
-            format!("(dry run) {message}")
-        } else {
-            message
-        })
+        apply(target_state, req)
     }
 }
 
@@ -105,13 +100,6 @@ fn expect_kind(req: &ActionRequest, kinds: &[&str]) -> Result<(), ClusterError> 
 
 fn apply(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError> {
     let target = &req.target;
-    if req.action == Action::Escalate {
-        return Err(ClusterError::Unsupported {
-            action: req.action,
-            target: target.clone(),
-            reason: "escalation is not a cluster action".into(),
-        });
-    }
     if !state.objects.contains_key(target) {
         return Err(ClusterError::NotFound(target.clone()));
     }
@@ -177,12 +165,12 @@ fn apply(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError>
             Ok(format!("restarted {target}"))
         }
         Action::Scale => scale(state, req),
-        Action::Escalate => unreachable_escalate(req),
+        Action::Escalate => Err(ClusterError::Unsupported {
+            action: req.action,
+            target: target.clone(),
+            reason: "escalation is not a cluster action".into(),
+        }),
     }
-}
-
-fn unreachable_escalate(req: &ActionRequest) -> Result<String, ClusterError> {
-    Err(refused(req, "escalation is not a cluster action"))
 }
 
 fn scale(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError> {
@@ -346,7 +334,7 @@ mod tests {
         let mut req = request(Action::DrainNode, "Node/n1");
         req.dry_run = true;
         let msg = c.perform(&req).await.unwrap();
-        assert!(msg.starts_with("(dry run) drained n1: evicted 2 pods"), "{msg}");
+        assert_eq!(msg, "drained n1: evicted 2 pods");
         assert!(!c.snapshot().await.unwrap().nodes["n1"].unschedulable);
         assert_eq!(c.performed().len(), 1);
     }

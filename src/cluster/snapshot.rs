@@ -40,6 +40,8 @@ pub struct ClusterSnapshot {
     pub pods: BTreeMap<ObjectRef, PodInfo>,
     pub nodes: BTreeMap<String, NodeInfo>,
     pub workloads: BTreeMap<ObjectRef, WorkloadInfo>,
+    /// ReplicaSet -> the Deployment that owns it.
+    pub replica_set_owners: BTreeMap<ObjectRef, ObjectRef>,
     pub changes: Vec<ChangeEvent>,
 }
 
@@ -82,6 +84,10 @@ impl ClusterSnapshot {
                     snap.pods.insert(r.clone(), PodInfo { node, owner });
                 }
                 k if WORKLOAD_KINDS.contains(&k) => {
+                    if let (Some((kind, name)), Some(ns), "ReplicaSet") = (o.controller(), &r.namespace, k) {
+                        snap.replica_set_owners
+                            .insert(r.clone(), ObjectRef::namespaced(&kind, ns, &name));
+                    }
                     let replicas = o.get(&["spec", "replicas"]).and_then(serde_yaml::Value::as_i64);
                     let revision = o
                         .annotation("deployment.kubernetes.io/revision")
@@ -108,12 +114,31 @@ impl ClusterSnapshot {
     /// The workload an object belongs to: a pod's owner, or the object itself.
     pub fn workload_of(&self, object: &ObjectRef) -> Option<ObjectRef> {
         if object.is("Pod") {
-            self.pods.get(object).and_then(|p| p.owner.clone())
+            match self.pods.get(object) {
+                Some(p) => p.owner.clone(),
+                None => self.workload_by_name(object),
+            }
         } else if WORKLOAD_KINDS.contains(&object.kind.as_str()) {
             Some(object.clone())
         } else {
             None
         }
+    }
+
+    /// A pod medic has not seen (created after the snapshot, or named only
+    /// by metrics) is lifted by its name, `<replicaset>-<suffix>` with the
+    /// ReplicaSet named `<deployment>-<hash>`, when that ReplicaSet or
+    /// Deployment is known.
+    fn workload_by_name(&self, pod: &ObjectRef) -> Option<ObjectRef> {
+        let ns = pod.namespace.as_deref()?;
+        let (rs_name, _) = pod.name.rsplit_once('-')?;
+        let rs = ObjectRef::namespaced("ReplicaSet", ns, rs_name);
+        if let Some(owner) = self.replica_set_owners.get(&rs) {
+            return Some(owner.clone());
+        }
+        let (deployment, _) = rs_name.rsplit_once('-')?;
+        let d = ObjectRef::namespaced("Deployment", ns, deployment);
+        self.workloads.contains_key(&d).then_some(d)
     }
 
     /// What an incident reasons about for a signal target: a pod's owning
@@ -226,6 +251,10 @@ mod tests {
             Some(ObjectRef::namespaced("StatefulSet", "p", "db"))
         );
         assert_eq!(snap.subject_of(&pod("lonely")), pod("lonely"));
+        // Pods not among the objects are lifted by name when their workload is known.
+        assert_eq!(snap.workload_of(&pod("api-7c9-new01")), Some(api.clone()));
+        assert_eq!(snap.workload_of(&pod("api-9f9-new02")), Some(api.clone()));
+        assert_eq!(snap.workload_of(&pod("other-7c9-x")), None);
         assert_eq!(snap.node_of(&pod("api-7c9-x")), Some(ObjectRef::node("n1")));
         assert_eq!(snap.workloads_on("n1"), vec![api.clone()]);
         assert_eq!(snap.workloads[&api].revision, Some(3));

@@ -115,6 +115,7 @@ pub struct ExpectSignal {
 }
 
 /// A fixture with its series expanded and objects checked.
+#[derive(Debug)]
 pub struct Loaded {
     pub path: String,
     pub fixture: Fixture,
@@ -244,7 +245,7 @@ expect: {incidents: 0}
     fn errors_name_file_line_and_field() {
         let bad = MINIMAL.replace("'1x40'", "'1x40 oops'");
         let e = Loaded::parse(&bad, "t.yaml").unwrap_err().to_string();
-        assert_eq!(e, "t.yaml:6:33: series[0].values: values item `oops`: not a number");
+        assert_eq!(e, "t.yaml:6:29: series[0].values: values item `oops`: not a number");
         let bad = MINIMAL.replace("duration", "duratoin");
         let e = Loaded::parse(&bad, "t.yaml").unwrap_err().to_string();
         assert!(e.starts_with("t.yaml:4:1: duratoin: unknown field `duratoin`"), "{e}");
