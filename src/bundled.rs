@@ -1,4 +1,59 @@
 //! The recorded incidents shipped with medic, so `medic replay` with no
 //! arguments shows what medic does on its defaults.
 
-pub const FIXTURES: &[(&str, &str)] = &[];
+pub const FIXTURES: &[(&str, &str)] = &[
+    (
+        "connection-pool-cascade.yaml",
+        include_str!("../fixtures/incidents/connection-pool-cascade.yaml"),
+    ),
+    (
+        "crash-loop-after-deploy.yaml",
+        include_str!("../fixtures/incidents/crash-loop-after-deploy.yaml"),
+    ),
+    (
+        "crash-loop-no-recent-deploy.yaml",
+        include_str!("../fixtures/incidents/crash-loop-no-recent-deploy.yaml"),
+    ),
+    (
+        "disk-filling-node.yaml",
+        include_str!("../fixtures/incidents/disk-filling-node.yaml"),
+    ),
+    (
+        "healthy-noisy-hour.yaml",
+        include_str!("../fixtures/incidents/healthy-noisy-hour.yaml"),
+    ),
+    (
+        "memory-leak-after-deploy.yaml",
+        include_str!("../fixtures/incidents/memory-leak-after-deploy.yaml"),
+    ),
+    (
+        "observe-mode-memory-leak.yaml",
+        include_str!("../fixtures/incidents/observe-mode-memory-leak.yaml"),
+    ),
+    (
+        "rollback-when-verification-fails.yaml",
+        include_str!("../fixtures/incidents/rollback-when-verification-fails.yaml"),
+    ),
+    (
+        "step-above-autonomy-bound.yaml",
+        include_str!("../fixtures/incidents/step-above-autonomy-bound.yaml"),
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fixture_in_the_directory_is_bundled() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/incidents");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".yaml"))
+            .collect();
+        on_disk.sort();
+        let bundled: Vec<&str> = FIXTURES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(on_disk, bundled);
+    }
+}

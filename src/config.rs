@@ -36,7 +36,9 @@ pub struct Autonomy {
 
 impl Default for Autonomy {
     fn default() -> Self {
-        Autonomy { max_risk: Risk::Medium }
+        Autonomy {
+            max_risk: Risk::Medium,
+        }
     }
 }
 
@@ -82,7 +84,11 @@ impl Config {
     }
 
     /// This configuration with `overrides` (a partial medic.yaml) laid over it.
-    pub fn overlay(&self, overrides: &serde_yaml::Value, origin: &str) -> Result<Config, ConfigError> {
+    pub fn overlay(
+        &self,
+        overrides: &serde_yaml::Value,
+        origin: &str,
+    ) -> Result<Config, ConfigError> {
         let mut base = serde_yaml::to_value(self).map_err(|e| ConfigError::Invalid {
             path: origin.into(),
             message: e.to_string(),
@@ -135,14 +141,19 @@ mod tests {
 
     #[test]
     fn overlay_changes_only_what_it_names() {
-        let over: serde_yaml::Value = serde_yaml::from_str("{mode: enforce, autonomy: {maxRisk: low}}").unwrap();
+        let over: serde_yaml::Value =
+            serde_yaml::from_str("{mode: enforce, autonomy: {maxRisk: low}}").unwrap();
         let c = Config::default().overlay(&over, "fixture").unwrap();
-        assert_eq!((c.mode, c.autonomy.max_risk, c.interval), (Mode::Enforce, Risk::Low, Secs(30)));
+        assert_eq!(
+            (c.mode, c.autonomy.max_risk, c.interval),
+            (Mode::Enforce, Risk::Low, Secs(30))
+        );
     }
 
     #[test]
     fn unknown_fields_name_the_field_and_line() {
-        let err = Config::parse("mode: enforce\nautonomy:\n  maxRsk: low\n", "medic.yaml").unwrap_err();
+        let err =
+            Config::parse("mode: enforce\nautonomy:\n  maxRsk: low\n", "medic.yaml").unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("medic.yaml:3:"), "{msg}");
         assert!(msg.contains("autonomy") && msg.contains("maxRsk"), "{msg}");

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use medic::config::Config;
 use medic::playbook::{FindingLevel, Library, lint_sources};
-use medic::replay::{self, Loaded, Report, ReplayOptions, render};
+use medic::replay::{self, Loaded, ReplayOptions, Report, render};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -53,7 +53,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MEDIC_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("MEDIC_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -116,7 +117,9 @@ async fn replay_command(
         }
     }
     for path in &paths {
-        for file in replay::fixture_files(path).with_context(|| format!("cannot read {}", path.display()))? {
+        for file in replay::fixture_files(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+        {
             fixtures.push(Loaded::load(&file)?);
         }
     }
@@ -155,7 +158,10 @@ fn lint_command(paths: Vec<PathBuf>, format: Format) -> Result<ExitCode> {
         Library::read_sources(&paths)?
     };
     let (detectors, playbooks, findings) = lint_sources(&sources);
-    let errors = findings.iter().filter(|f| f.level == FindingLevel::Error).count();
+    let errors = findings
+        .iter()
+        .filter(|f| f.level == FindingLevel::Error)
+        .count();
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&findings)?),
         Format::Text => {
@@ -171,5 +177,9 @@ fn lint_command(paths: Vec<PathBuf>, format: Format) -> Result<ExitCode> {
             );
         }
     }
-    Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -92,7 +92,12 @@ mod tests {
 
     #[test]
     fn substitutes_and_escapes_for_promql() {
-        let q = render(r#"up{namespace="{{ namespace }}",pod="{{pod}}"}"#, &vars(), Escape::Promql).unwrap();
+        let q = render(
+            r#"up{namespace="{{ namespace }}",pod="{{pod}}"}"#,
+            &vars(),
+            Escape::Promql,
+        )
+        .unwrap();
         assert_eq!(q, r#"up{namespace="prod",pod="x\"} or vector(1) #"}"#);
         assert!(promql_parser::parser::parse(&q).is_ok());
     }

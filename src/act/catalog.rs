@@ -239,7 +239,10 @@ mod tests {
     #[test]
     fn every_action_has_one_row_and_names_round_trip() {
         for spec in CATALOG {
-            assert_eq!(CATALOG.iter().filter(|s| s.action == spec.action).count(), 1);
+            assert_eq!(
+                CATALOG.iter().filter(|s| s.action == spec.action).count(),
+                1
+            );
             assert_eq!(Action::from_name(spec.name), Some(spec.action));
             assert_eq!(spec.action.spec().action, spec.action);
             let yaml: Action = serde_yaml::from_str(spec.name).unwrap();

@@ -49,9 +49,13 @@ pub enum RunState {
         last_error: Option<String>,
     },
     /// Stopped before the step at `next`, waiting for people.
-    AwaitingApproval { reason: String },
+    AwaitingApproval {
+        reason: String,
+    },
     Done,
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 /// What advancing a run did, for the caller's bookkeeping.
@@ -92,7 +96,12 @@ impl PlanRun {
     }
 
     /// Advances as far as it can at `now`.
-    pub async fn advance(&mut self, inc: &mut Incident, ports: &Ports<'_>, now: Timestamp) -> StepOutcome {
+    pub async fn advance(
+        &mut self,
+        inc: &mut Incident,
+        ports: &Ports<'_>,
+        now: Timestamp,
+    ) -> StepOutcome {
         loop {
             match &self.state {
                 RunState::Verifying { .. } => {
@@ -121,18 +130,36 @@ impl PlanRun {
     }
 
     /// Runs one step; true if the run may go on to the next state this tick.
-    async fn run_step(&mut self, step: &PlannedStep, inc: &mut Incident, ports: &Ports<'_>, now: Timestamp) -> bool {
+    async fn run_step(
+        &mut self,
+        step: &PlannedStep,
+        inc: &mut Incident,
+        ports: &Ports<'_>,
+        now: Timestamp,
+    ) -> bool {
         if let Some(cond) = &step.when {
             let ctx = build_context(inc, self.plan.signal, ports.snapshot, now);
             match cond.eval(&ctx) {
                 Ok(true) => {}
                 Ok(false) => {
-                    inc.record(now, Stage::Skip, format!("step {} {}: `{}` is false", step.index, step.action, cond.source()));
+                    inc.record(
+                        now,
+                        Stage::Skip,
+                        format!(
+                            "step {} {}: `{}` is false",
+                            step.index,
+                            step.action,
+                            cond.source()
+                        ),
+                    );
                     self.next += 1;
                     return true;
                 }
                 Err(e) => {
-                    let reason = format!("step {} {}: cannot tell whether to run it: {e}", step.index, step.action);
+                    let reason = format!(
+                        "step {} {}: cannot tell whether to run it: {e}",
+                        step.index, step.action
+                    );
                     self.stop_for_people(inc, ports, now, reason).await;
                     return false;
                 }
@@ -140,7 +167,10 @@ impl PlanRun {
         }
         match decide(step, self.plan.playbook_bound, ports.config) {
             Decision::Escalate(mut reason) => {
-                if ports.config.mode == Mode::Observe && step.action.spec().mutating && step.problem.is_none() {
+                if ports.config.mode == Mode::Observe
+                    && step.action.spec().mutating
+                    && step.problem.is_none()
+                {
                     // Show what would happen: the API server validates it, nothing changes.
                     if let Err(e) = self.perform(step, inc, ports, now, true, false).await {
                         reason.push_str(&format!("; its dry run failed: {e}"));
@@ -155,7 +185,12 @@ impl PlanRun {
                         inc.record(
                             now,
                             Stage::Verify,
-                            format!("waiting up to {} for `{}` to hold {}", v.timeout, one_line(&v.query), v.for_),
+                            format!(
+                                "waiting up to {} for `{}` to hold {}",
+                                v.timeout,
+                                one_line(&v.query),
+                                v.for_
+                            ),
                         );
                         self.state = RunState::Verifying {
                             started: now,
@@ -176,7 +211,12 @@ impl PlanRun {
 
     /// Checks the waitFor of the step just run; true once it has held long enough.
     async fn verify(&mut self, inc: &mut Incident, ports: &Ports<'_>, now: Timestamp) -> bool {
-        let Some(step) = self.next.checked_sub(1).and_then(|i| self.plan.steps.get(i)).cloned() else {
+        let Some(step) = self
+            .next
+            .checked_sub(1)
+            .and_then(|i| self.plan.steps.get(i))
+            .cloned()
+        else {
             self.state = RunState::Ready;
             return true;
         };
@@ -199,7 +239,12 @@ impl PlanRun {
                     inc.record(
                         now,
                         Stage::Verify,
-                        format!("step {} {} verified: condition held {}", step.index, step.action, format_secs(now - since)),
+                        format!(
+                            "step {} {} verified: condition held {}",
+                            step.index,
+                            step.action,
+                            format_secs(now - since)
+                        ),
                     );
                     self.state = RunState::Ready;
                     return true;
@@ -238,7 +283,10 @@ impl PlanRun {
         rollback: bool,
     ) -> Result<(), String> {
         let Some(target) = step.target.clone() else {
-            return Err(step.problem.clone().unwrap_or_else(|| format!("{} has no target", step.action)));
+            return Err(step
+                .problem
+                .clone()
+                .unwrap_or_else(|| format!("{} has no target", step.action)));
         };
         let request = ActionRequest {
             action: step.action,
@@ -256,7 +304,11 @@ impl PlanRun {
             Ok(m) => (ActionResult::Ok, m.clone()),
             Err(e) => (ActionResult::Failed, e.to_string()),
         };
-        let stage = if rollback { Stage::Rollback } else { Stage::Execute };
+        let stage = if rollback {
+            Stage::Rollback
+        } else {
+            Stage::Execute
+        };
         let status = match result {
             ActionResult::Ok => "ok",
             ActionResult::Failed => "FAILED",
@@ -265,7 +317,10 @@ impl PlanRun {
         inc.record(
             now,
             stage,
-            format!("{} {} [{} risk]: {status}: {message}", step.action, target, step.risk),
+            format!(
+                "{} {} [{} risk]: {status}: {message}",
+                step.action, target, step.risk
+            ),
         );
         inc.actions.push(ActionRecord {
             at: now,
@@ -278,11 +333,19 @@ impl PlanRun {
             message: message.clone(),
             rollback,
         });
-        outcome.map(|_| ()).map_err(|e| format!("step {} {} failed: {e}", step.index, step.action))
+        outcome
+            .map(|_| ())
+            .map_err(|e| format!("step {} {} failed: {e}", step.index, step.action))
     }
 
     /// Runs the rollback steps that policy allows, then escalates.
-    async fn fail(&mut self, inc: &mut Incident, ports: &Ports<'_>, now: Timestamp, reason: String) {
+    async fn fail(
+        &mut self,
+        inc: &mut Incident,
+        ports: &Ports<'_>,
+        now: Timestamp,
+        reason: String,
+    ) {
         let mut reason = reason;
         for step in self.plan.rollback.clone() {
             match decide(&step, self.plan.playbook_bound, ports.config) {
@@ -293,7 +356,14 @@ impl PlanRun {
                     }
                 }
                 Decision::Escalate(why) => {
-                    inc.record(now, Stage::Rollback, format!("rollback step {} {} not run: {why}", step.index, step.action));
+                    inc.record(
+                        now,
+                        Stage::Rollback,
+                        format!(
+                            "rollback step {} {} not run: {why}",
+                            step.index, step.action
+                        ),
+                    );
                     reason.push_str(&format!("; rollback step {} not run: {why}", step.index));
                 }
             }
@@ -302,7 +372,13 @@ impl PlanRun {
         self.state = RunState::Failed { reason };
     }
 
-    async fn stop_for_people(&mut self, inc: &mut Incident, ports: &Ports<'_>, now: Timestamp, reason: String) {
+    async fn stop_for_people(
+        &mut self,
+        inc: &mut Incident,
+        ports: &Ports<'_>,
+        now: Timestamp,
+        reason: String,
+    ) {
         send_escalation(inc, ports, now, reason.clone(), Some(self)).await;
         self.state = RunState::AwaitingApproval { reason };
     }
@@ -346,7 +422,11 @@ pub async fn send_escalation(
         at: now,
         reason: reason.clone(),
         root_cause: inc.root_cause().cloned(),
-        summary: inc.diagnosis.as_ref().map(|d| d.summary.clone()).unwrap_or_default(),
+        summary: inc
+            .diagnosis
+            .as_ref()
+            .map(|d| d.summary.clone())
+            .unwrap_or_default(),
         playbook: run.map(|r| r.plan.playbook.clone()),
         plan: run.map(|r| r.plan.lines()).unwrap_or_default(),
         stopped_at_step: run.and_then(|r| r.plan.steps.get(r.next)).map(|s| s.index),
@@ -359,8 +439,14 @@ pub async fn send_escalation(
             false
         }
     };
-    let plan = run.map(|r| format!("; plan: {}", r.plan.describe())).unwrap_or_default();
-    inc.record(now, Stage::Escalate, format!("to people via {channel}: {reason}{plan}"));
+    let plan = run
+        .map(|r| format!("; plan: {}", r.plan.describe()))
+        .unwrap_or_default();
+    inc.record(
+        now,
+        Stage::Escalate,
+        format!("to people via {channel}: {reason}{plan}"),
+    );
     inc.escalations.push(EscalationRecord {
         at: now,
         reason,

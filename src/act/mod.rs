@@ -5,4 +5,6 @@ pub mod catalog;
 mod executor;
 
 pub use catalog::{Action, ActionSpec, CATALOG, TargetKind};
-pub use executor::{ActionRecord, ActionResult, PlanRun, Ports, RunState, StepOutcome, notify, send_escalation};
+pub use executor::{
+    ActionRecord, ActionResult, PlanRun, Ports, RunState, StepOutcome, notify, send_escalation,
+};

@@ -111,7 +111,10 @@ mod tests {
     #[test]
     fn namespaced_kinds_need_a_namespace() {
         let v: Value = serde_yaml::from_str("{kind: Pod, metadata: {name: a}}").unwrap();
-        assert_eq!(ClusterObject::from_value(v), Err(ObjectError::NoNamespace("Pod".into())));
+        assert_eq!(
+            ClusterObject::from_value(v),
+            Err(ObjectError::NoNamespace("Pod".into()))
+        );
         let v: Value = serde_yaml::from_str("{kind: Node, metadata: {name: n}}").unwrap();
         assert!(ClusterObject::from_value(v).is_ok());
     }

@@ -25,7 +25,10 @@ pub struct SimCluster {
 
 impl SimCluster {
     pub fn new(objects: Vec<ClusterObject>, changes: Vec<ChangeEvent>) -> Self {
-        let objects = objects.into_iter().map(|o| (o.reference.clone(), o)).collect();
+        let objects = objects
+            .into_iter()
+            .map(|o| (o.reference.clone(), o))
+            .collect();
         SimCluster {
             state: Mutex::new(State {
                 objects,
@@ -56,7 +59,10 @@ impl Cluster for SimCluster {
     async fn snapshot(&self) -> Result<ClusterSnapshot, ClusterError> {
         let state = self.lock();
         let objects: Vec<ClusterObject> = state.objects.values().cloned().collect();
-        Ok(ClusterSnapshot::from_objects(&objects, state.changes.clone()))
+        Ok(ClusterSnapshot::from_objects(
+            &objects,
+            state.changes.clone(),
+        ))
     }
 
     async fn perform(&self, req: &ActionRequest) -> Result<String, ClusterError> {
@@ -114,7 +120,11 @@ fn apply(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError>
             if let Some(node) = state.objects.get_mut(target) {
                 node.set(&["spec", "unschedulable"], Value::Bool(cordon));
             }
-            Ok(format!("{} {}", if cordon { "cordoned" } else { "uncordoned" }, target.name))
+            Ok(format!(
+                "{} {}",
+                if cordon { "cordoned" } else { "uncordoned" },
+                target.name
+            ))
         }
         Action::DrainNode => {
             expect_kind(req, &["Node"])?;
@@ -124,14 +134,20 @@ fn apply(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError>
             let evict: Vec<ObjectRef> = state
                 .objects
                 .values()
-                .filter(|o| o.reference.is("Pod") && o.str(&["spec", "nodeName"]) == Some(&target.name))
+                .filter(|o| {
+                    o.reference.is("Pod") && o.str(&["spec", "nodeName"]) == Some(&target.name)
+                })
                 .filter(|o| o.controller().is_none_or(|(k, _)| k != "DaemonSet"))
                 .map(|o| o.reference.clone())
                 .collect();
             for pod in &evict {
                 state.objects.remove(pod);
             }
-            Ok(format!("drained {}: evicted {} pods", target.name, evict.len()))
+            Ok(format!(
+                "drained {}: evicted {} pods",
+                target.name,
+                evict.len()
+            ))
         }
         Action::EvictPod => {
             expect_kind(req, &["Pod"])?;
@@ -140,9 +156,15 @@ fn apply(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError>
         }
         Action::DeletePod => {
             expect_kind(req, &["Pod"])?;
-            let owned = state.objects.get(target).and_then(ClusterObject::controller);
+            let owned = state
+                .objects
+                .get(target)
+                .and_then(ClusterObject::controller);
             if owned.is_none() {
-                return Err(refused(req, "no controller owns the pod; it would not come back"));
+                return Err(refused(
+                    req,
+                    "no controller owns the pod; it would not come back",
+                ));
             }
             state.objects.remove(target);
             Ok(format!("deleted {target}"))
@@ -152,7 +174,13 @@ fn apply(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError>
             let at = req.at.to_string();
             if let Some(w) = state.objects.get_mut(target) {
                 w.set(
-                    &["spec", "template", "metadata", "annotations", "kubectl.kubernetes.io/restartedAt"],
+                    &[
+                        "spec",
+                        "template",
+                        "metadata",
+                        "annotations",
+                        "kubectl.kubernetes.io/restartedAt",
+                    ],
                     Value::from(at),
                 );
             }
@@ -177,19 +205,30 @@ fn scale(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError>
     let Some(w) = state.objects.get_mut(&req.target) else {
         return Err(ClusterError::NotFound(req.target.clone()));
     };
-    let current = w.get(&["spec", "replicas"]).and_then(Value::as_i64).unwrap_or(1);
+    let current = w
+        .get(&["spec", "replicas"])
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
     let delta = req.params.get("delta").and_then(Value::as_i64);
     let absolute = req.params.get("replicas").and_then(Value::as_i64);
     let wanted = match (delta, absolute) {
         (Some(d), None) => current + d,
         (None, Some(r)) => r,
-        _ => return Err(refused(req, "scale needs exactly one of `delta` and `replicas`")),
+        _ => {
+            return Err(refused(
+                req,
+                "scale needs exactly one of `delta` and `replicas`",
+            ));
+        }
     };
     if wanted < 0 {
         return Err(refused(req, format!("would scale to {wanted} replicas")));
     }
     w.set(&["spec", "replicas"], Value::from(wanted));
-    Ok(format!("scaled {} from {current} to {wanted} replicas", req.target))
+    Ok(format!(
+        "scaled {} from {current} to {wanted} replicas",
+        req.target
+    ))
 }
 
 /// As `kubectl rollout undo`: copy the previous revision's pod template into
@@ -201,20 +240,29 @@ fn rollout_undo(state: &mut State, req: &ActionRequest) -> Result<String, Cluste
         .get(&req.target)
         .ok_or_else(|| ClusterError::NotFound(req.target.clone()))?;
     if deployment.get(&["spec", "paused"]).and_then(Value::as_bool) == Some(true) {
-        return Err(refused(req, "the Deployment is paused; resume it before rolling back"));
+        return Err(refused(
+            req,
+            "the Deployment is paused; resume it before rolling back",
+        ));
     }
     let ns = req.target.namespace.clone().unwrap_or_default();
     let mut revisions: Vec<(i64, ObjectRef)> = state
         .objects
         .values()
-        .filter(|o| o.reference.is("ReplicaSet") && o.reference.namespace.as_deref() == Some(ns.as_str()))
-        .filter(|o| o.controller().is_some_and(|(k, n)| k == "Deployment" && n == req.target.name))
+        .filter(|o| {
+            o.reference.is("ReplicaSet") && o.reference.namespace.as_deref() == Some(ns.as_str())
+        })
+        .filter(|o| {
+            o.controller()
+                .is_some_and(|(k, n)| k == "Deployment" && n == req.target.name)
+        })
         .filter_map(|o| Some((o.annotation(REVISION)?.parse().ok()?, o.reference.clone())))
         .collect();
     revisions.sort();
-    let (Some((current, _)), Some((previous, prev_rs))) =
-        (revisions.last().cloned(), revisions.iter().rev().nth(1).cloned())
-    else {
+    let (Some((current, _)), Some((previous, prev_rs))) = (
+        revisions.last().cloned(),
+        revisions.iter().rev().nth(1).cloned(),
+    ) else {
         return Err(refused(req, "no previous revision to roll back to"));
     };
     let template = state
@@ -233,16 +281,25 @@ fn rollout_undo(state: &mut State, req: &ActionRequest) -> Result<String, Cluste
     let next = current + 1;
     if let Some(d) = state.objects.get_mut(&req.target) {
         d.set(&["spec", "template"], template);
-        d.set(&["metadata", "annotations", REVISION], Value::from(next.to_string()));
+        d.set(
+            &["metadata", "annotations", REVISION],
+            Value::from(next.to_string()),
+        );
     }
     if let Some(rs) = state.objects.get_mut(&prev_rs) {
-        rs.set(&["metadata", "annotations", REVISION], Value::from(next.to_string()));
+        rs.set(
+            &["metadata", "annotations", REVISION],
+            Value::from(next.to_string()),
+        );
     }
     state.changes.push(ChangeEvent {
         at: req.at,
         kind: "rollback".into(),
         object: req.target.clone(),
-        message: format!("rolled back to revision {previous} by medic ({})", req.incident),
+        message: format!(
+            "rolled back to revision {previous} by medic ({})",
+            req.incident
+        ),
     });
     Ok(format!(
         "rolled back {} from revision {current} to {previous} ({})",
@@ -267,7 +324,10 @@ mod tests {
         )
         .unwrap();
         SimCluster::new(
-            values.into_iter().map(|v| ClusterObject::from_value(v).unwrap()).collect(),
+            values
+                .into_iter()
+                .map(|v| ClusterObject::from_value(v).unwrap())
+                .collect(),
             vec![],
         )
     }
@@ -288,43 +348,81 @@ mod tests {
     #[tokio::test]
     async fn rollout_undo_restores_the_previous_template() {
         let c = cluster();
-        let msg = c.perform(&request(Action::RolloutUndo, "Deployment/p/api")).await.unwrap();
+        let msg = c
+            .perform(&request(Action::RolloutUndo, "Deployment/p/api"))
+            .await
+            .unwrap();
         assert!(msg.contains("from revision 2 to 1"), "{msg}");
         let d = c.object(&"Deployment/p/api".parse().unwrap()).unwrap();
-        let image = d.get(&["spec", "template", "spec", "containers"]).unwrap()[0]["image"].as_str();
+        let image =
+            d.get(&["spec", "template", "spec", "containers"]).unwrap()[0]["image"].as_str();
         assert_eq!(image, Some("api:v1"));
         assert_eq!(d.annotation(REVISION), Some("3"));
-        assert!(d.get(&["spec", "template", "metadata", "labels", "pod-template-hash"]).is_none());
+        assert!(
+            d.get(&[
+                "spec",
+                "template",
+                "metadata",
+                "labels",
+                "pod-template-hash"
+            ])
+            .is_none()
+        );
         let snap = c.snapshot().await.unwrap();
-        assert_eq!(snap.changes.last().map(|e| e.kind.as_str()), Some("rollback"));
+        assert_eq!(
+            snap.changes.last().map(|e| e.kind.as_str()),
+            Some("rollback")
+        );
         // The first undo consumed the only older revision; a second goes back to v2.
-        let msg = c.perform(&request(Action::RolloutUndo, "Deployment/p/api")).await.unwrap();
+        let msg = c
+            .perform(&request(Action::RolloutUndo, "Deployment/p/api"))
+            .await
+            .unwrap();
         assert!(msg.contains("from revision 3 to 2"), "{msg}");
     }
 
     #[tokio::test]
     async fn cordon_and_scale_change_the_objects() {
         let c = cluster();
-        c.perform(&request(Action::CordonNode, "Node/n1")).await.unwrap();
+        c.perform(&request(Action::CordonNode, "Node/n1"))
+            .await
+            .unwrap();
         assert!(c.snapshot().await.unwrap().nodes["n1"].unschedulable);
-        c.perform(&request(Action::UncordonNode, "Node/n1")).await.unwrap();
+        c.perform(&request(Action::UncordonNode, "Node/n1"))
+            .await
+            .unwrap();
         assert!(!c.snapshot().await.unwrap().nodes["n1"].unschedulable);
         let mut scale = request(Action::Scale, "Deployment/p/api");
         scale.params.insert("delta".into(), Value::from(1));
         c.perform(&scale).await.unwrap();
-        assert_eq!(c.snapshot().await.unwrap().workloads[&"Deployment/p/api".parse().unwrap()].replicas, Some(3));
+        assert_eq!(
+            c.snapshot().await.unwrap().workloads[&"Deployment/p/api".parse().unwrap()].replicas,
+            Some(3)
+        );
         scale.params.insert("replicas".into(), Value::from(1));
-        assert!(matches!(c.perform(&scale).await, Err(ClusterError::Refused { .. })));
+        assert!(matches!(
+            c.perform(&scale).await,
+            Err(ClusterError::Refused { .. })
+        ));
     }
 
     #[tokio::test]
     async fn refuses_what_would_not_come_back_and_what_does_not_exist() {
         let c = cluster();
-        let err = c.perform(&request(Action::DeletePod, "Pod/p/bare")).await.unwrap_err();
+        let err = c
+            .perform(&request(Action::DeletePod, "Pod/p/bare"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, ClusterError::Refused { .. }));
-        let err = c.perform(&request(Action::CordonNode, "Node/missing")).await.unwrap_err();
+        let err = c
+            .perform(&request(Action::CordonNode, "Node/missing"))
+            .await
+            .unwrap_err();
         assert_eq!(err, ClusterError::NotFound("Node/missing".parse().unwrap()));
-        let err = c.perform(&request(Action::CordonNode, "Pod/p/bare")).await.unwrap_err();
+        let err = c
+            .perform(&request(Action::CordonNode, "Pod/p/bare"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, ClusterError::Unsupported { .. }));
     }
 

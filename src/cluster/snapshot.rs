@@ -45,7 +45,13 @@ pub struct ClusterSnapshot {
     pub changes: Vec<ChangeEvent>,
 }
 
-const WORKLOAD_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"];
+const WORKLOAD_KINDS: &[&str] = &[
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+];
 
 impl ClusterSnapshot {
     pub fn from_objects(objects: &[ClusterObject], changes: Vec<ChangeEvent>) -> Self {
@@ -84,11 +90,15 @@ impl ClusterSnapshot {
                     snap.pods.insert(r.clone(), PodInfo { node, owner });
                 }
                 k if WORKLOAD_KINDS.contains(&k) => {
-                    if let (Some((kind, name)), Some(ns), "ReplicaSet") = (o.controller(), &r.namespace, k) {
+                    if let (Some((kind, name)), Some(ns), "ReplicaSet") =
+                        (o.controller(), &r.namespace, k)
+                    {
                         snap.replica_set_owners
                             .insert(r.clone(), ObjectRef::namespaced(&kind, ns, &name));
                     }
-                    let replicas = o.get(&["spec", "replicas"]).and_then(serde_yaml::Value::as_i64);
+                    let replicas = o
+                        .get(&["spec", "replicas"])
+                        .and_then(serde_yaml::Value::as_i64);
                     let revision = o
                         .annotation("deployment.kubernetes.io/revision")
                         .and_then(|v| v.parse().ok());
@@ -245,7 +255,11 @@ mod tests {
         let api = ObjectRef::namespaced("Deployment", "p", "api");
         let pod = |n: &str| ObjectRef::namespaced("Pod", "p", n);
         assert_eq!(snap.workload_of(&pod("api-7c9-x")), Some(api.clone()));
-        assert_eq!(snap.workload_of(&pod("api-5b1-y")), Some(api.clone()), "by name");
+        assert_eq!(
+            snap.workload_of(&pod("api-5b1-y")),
+            Some(api.clone()),
+            "by name"
+        );
         assert_eq!(
             snap.workload_of(&pod("db-0")),
             Some(ObjectRef::namespaced("StatefulSet", "p", "db"))

@@ -25,9 +25,17 @@ fn meaning(category: &str) -> (&'static str, f64) {
 }
 
 /// Diagnoses an incident whose candidates are ranked. None when it has none.
-pub fn diagnose(incident: &Incident, snap: &ClusterSnapshot, change_window: i64) -> Option<Diagnosis> {
+pub fn diagnose(
+    incident: &Incident,
+    snap: &ClusterSnapshot,
+    change_window: i64,
+) -> Option<Diagnosis> {
     let root = incident.root_cause()?;
-    let root_signals: Vec<_> = incident.signals.iter().filter(|s| &s.subject == root).collect();
+    let root_signals: Vec<_> = incident
+        .signals
+        .iter()
+        .filter(|s| &s.subject == root)
+        .collect();
     let first = root_signals.iter().min_by_key(|s| s.signal.onset)?;
     let category = first.signal.name.clone();
     let (what, base) = meaning(&category);
@@ -62,7 +70,13 @@ pub fn diagnose(incident: &Incident, snap: &ClusterSnapshot, change_window: i64)
                 root,
                 change.message
             );
-            evidence.push(format!("{} of {} {} before onset: {}", change.kind, root, format_secs(ago), change.message));
+            evidence.push(format!(
+                "{} of {} {} before onset: {}",
+                change.kind,
+                root,
+                format_secs(ago),
+                change.message
+            ));
         }
     }
     let others: Vec<String> = incident
@@ -76,7 +90,10 @@ pub fn diagnose(incident: &Incident, snap: &ClusterSnapshot, change_window: i64)
     }
     let mut summary = format!("{root} is the most likely root cause: {what}.{because}");
     if !others.is_empty() {
-        summary.push_str(&format!(" Also affected, and explained by it: {}.", others.join(", ")));
+        summary.push_str(&format!(
+            " Also affected, and explained by it: {}.",
+            others.join(", ")
+        ));
     }
     Some(Diagnosis {
         source: "rules".into(),

@@ -93,7 +93,13 @@ impl Engine {
         for event in events {
             match event {
                 SignalEvent::Fired(signal) => {
-                    correlate(&mut self.incidents, signal, &snap, &self.topology, &self.config.correlation);
+                    correlate(
+                        &mut self.incidents,
+                        signal,
+                        &snap,
+                        &self.topology,
+                        &self.config.correlation,
+                    );
                 }
                 SignalEvent::Cleared { name, target, at } => self.clear(&name, &target, at),
             }
@@ -108,11 +114,9 @@ impl Engine {
     fn clear(&mut self, name: &str, target: &ObjectRef, at: Timestamp) {
         for inc in self.incidents.iter_mut().filter(|i| i.is_open()) {
             let mut cleared = false;
-            for rec in inc
-                .signals
-                .iter_mut()
-                .filter(|r| r.cleared_at.is_none() && r.signal.name == name && &r.signal.target == target)
-            {
+            for rec in inc.signals.iter_mut().filter(|r| {
+                r.cleared_at.is_none() && r.signal.name == name && &r.signal.target == target
+            }) {
                 rec.cleared_at = Some(at);
                 cleared = true;
             }
@@ -122,7 +126,13 @@ impl Engine {
         }
     }
 
-    async fn step_incident(&mut self, idx: usize, snap: &ClusterSnapshot, fresh: bool, now: Timestamp) {
+    async fn step_incident(
+        &mut self,
+        idx: usize,
+        snap: &ClusterSnapshot,
+        fresh: bool,
+        now: Timestamp,
+    ) {
         let corr = &self.config.correlation;
         let inc = &mut self.incidents[idx];
         if now - inc.opened_at < corr.settle.0 {
@@ -148,7 +158,10 @@ impl Engine {
                     format!(
                         "root cause now {} (was {}): planning again",
                         root.as_ref().map_or("unknown".into(), ToString::to_string),
-                        planning.planned_for.as_ref().map_or("unknown".into(), ToString::to_string)
+                        planning
+                            .planned_for
+                            .as_ref()
+                            .map_or("unknown".into(), ToString::to_string)
                     ),
                 );
             }
@@ -193,7 +206,11 @@ async fn plan_incident(
             d.category,
             d.source,
             d.confidence,
-            inc.candidates.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            inc.candidates
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             d.summary
         );
         inc.record(now, Stage::Diagnose, text);

@@ -51,15 +51,27 @@ impl Footprint {
     }
 }
 
-fn belongs(fp: &Footprint, inc: &Incident, snap: &ClusterSnapshot, topo: &Topology, hops: usize) -> bool {
+fn belongs(
+    fp: &Footprint,
+    inc: &Incident,
+    snap: &ClusterSnapshot,
+    topo: &Topology,
+    hops: usize,
+) -> bool {
     let subjects: BTreeSet<&ObjectRef> = inc.signals.iter().map(|s| &s.subject).collect();
-    if subjects.contains(&fp.subject) || inc.affected.contains(&fp.target) && !fp.target.is("Node") {
+    if subjects.contains(&fp.subject) || inc.affected.contains(&fp.target) && !fp.target.is("Node")
+    {
         return true;
     }
     // A node signal joins the incident of a workload running there, and a
     // workload's signal joins its node's incident; two workloads that only
     // share a node stay apart.
-    if fp.target.is("Node") && inc.signals.iter().any(|s| snap.node_of(&s.signal.target).as_ref() == Some(&fp.target)) {
+    if fp.target.is("Node")
+        && inc
+            .signals
+            .iter()
+            .any(|s| snap.node_of(&s.signal.target).as_ref() == Some(&fp.target))
+    {
         return true;
     }
     if let Some(node) = &fp.node {
@@ -117,7 +129,11 @@ pub fn correlate(
     inc.record(now, Stage::Detect, text);
     if opened {
         let id = inc.id.clone();
-        inc.record(now, Stage::Open, format!("incident {id} opened, severity {}", signal.severity));
+        inc.record(
+            now,
+            Stage::Open,
+            format!("incident {id} opened, severity {}", signal.severity),
+        );
     }
     inc.severity = inc.severity.max(signal.severity);
     inc.affected.insert(fp.target.clone());
@@ -138,14 +154,17 @@ pub fn fmt_value(v: f64) -> String {
     if v.abs() >= 100.0 {
         format!("{v:.0}")
     } else {
-        format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string()
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{PodInfo, ClusterSnapshot};
+    use crate::cluster::{ClusterSnapshot, PodInfo};
     use crate::model::Severity;
     use std::collections::BTreeMap;
 
@@ -195,13 +214,49 @@ mod tests {
         let mut incs = Vec::new();
         let cfg = CorrelationConfig::default();
         let s = snap();
-        assert_eq!(correlate(&mut incs, signal("latency_anomaly", "Pod/p/fe-1", 100), &s, &topo(), &cfg), 0);
+        assert_eq!(
+            correlate(
+                &mut incs,
+                signal("latency_anomaly", "Pod/p/fe-1", 100),
+                &s,
+                &topo(),
+                &cfg
+            ),
+            0
+        );
         // the other replica of the same workload
-        assert_eq!(correlate(&mut incs, signal("error_rate", "Pod/p/fe-2", 110), &s, &topo(), &cfg), 0);
+        assert_eq!(
+            correlate(
+                &mut incs,
+                signal("error_rate", "Pod/p/fe-2", 110),
+                &s,
+                &topo(),
+                &cfg
+            ),
+            0
+        );
         // a callee of the workload
-        assert_eq!(correlate(&mut incs, signal("connection_pool_exhaustion", "Pod/p/orders-1", 120), &s, &topo(), &cfg), 0);
+        assert_eq!(
+            correlate(
+                &mut incs,
+                signal("connection_pool_exhaustion", "Pod/p/orders-1", 120),
+                &s,
+                &topo(),
+                &cfg
+            ),
+            0
+        );
         // the node one of its pods runs on
-        assert_eq!(correlate(&mut incs, signal("node_memory_pressure", "Node/n1", 130), &s, &topo(), &cfg), 0);
+        assert_eq!(
+            correlate(
+                &mut incs,
+                signal("node_memory_pressure", "Node/n1", 130),
+                &s,
+                &topo(),
+                &cfg
+            ),
+            0
+        );
         assert_eq!(incs.len(), 1);
         assert_eq!(incs[0].signals.len(), 4);
         assert!(incs[0].affected.contains(&ObjectRef::node("n2")));
@@ -212,10 +267,25 @@ mod tests {
         let mut incs = Vec::new();
         let cfg = CorrelationConfig::default();
         let s = snap();
-        correlate(&mut incs, signal("crash_loop", "Pod/p/fe-1", 100), &s, &Topology::default(), &cfg);
-        let i = correlate(&mut incs, signal("crash_loop", "Pod/p/batch-1", 100), &s, &Topology::default(), &cfg);
+        correlate(
+            &mut incs,
+            signal("crash_loop", "Pod/p/fe-1", 100),
+            &s,
+            &Topology::default(),
+            &cfg,
+        );
+        let i = correlate(
+            &mut incs,
+            signal("crash_loop", "Pod/p/batch-1", 100),
+            &s,
+            &Topology::default(),
+            &cfg,
+        );
         assert_eq!(i, 1);
-        assert_eq!(incs[1].timeline[1].text, format!("incident {} opened, severity high", incs[1].id));
+        assert_eq!(
+            incs[1].timeline[1].text,
+            format!("incident {} opened, severity high", incs[1].id)
+        );
     }
 
     #[test]
@@ -223,8 +293,23 @@ mod tests {
         let mut incs = Vec::new();
         let cfg = CorrelationConfig::default();
         let s = snap();
-        correlate(&mut incs, signal("crash_loop", "Pod/p/fe-1", 100), &s, &Topology::default(), &cfg);
+        correlate(
+            &mut incs,
+            signal("crash_loop", "Pod/p/fe-1", 100),
+            &s,
+            &Topology::default(),
+            &cfg,
+        );
         incs[0].resolved_at = Some(500);
-        assert_eq!(correlate(&mut incs, signal("crash_loop", "Pod/p/fe-1", 900), &s, &Topology::default(), &cfg), 1);
+        assert_eq!(
+            correlate(
+                &mut incs,
+                signal("crash_loop", "Pod/p/fe-1", 900),
+                &s,
+                &Topology::default(),
+                &cfg
+            ),
+            1
+        );
     }
 }

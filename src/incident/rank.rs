@@ -138,12 +138,18 @@ mod tests {
             changes: vec![change(-1000)],
             ..Default::default()
         };
-        assert_eq!(rank_root_causes(&inc, &snap, &Topology::default(), 3600), vec![d("b"), d("a")]);
+        assert_eq!(
+            rank_root_causes(&inc, &snap, &Topology::default(), 3600),
+            vec![d("b"), d("a")]
+        );
         // A change outside the window does not count.
         let snap = ClusterSnapshot {
             changes: vec![change(-5000)],
             ..Default::default()
         };
-        assert_eq!(rank_root_causes(&inc, &snap, &Topology::default(), 3600), vec![d("a"), d("b")]);
+        assert_eq!(
+            rank_root_causes(&inc, &snap, &Topology::default(), 3600),
+            vec![d("a"), d("b")]
+        );
     }
 }

@@ -13,7 +13,10 @@ impl Topology {
     pub fn new(edges: impl IntoIterator<Item = (ObjectRef, ObjectRef)>) -> Self {
         let mut t = Topology::default();
         for (from, to) in edges {
-            t.callees.entry(from.clone()).or_default().insert(to.clone());
+            t.callees
+                .entry(from.clone())
+                .or_default()
+                .insert(to.clone());
             t.callers.entry(to).or_default().insert(from);
         }
         t
@@ -82,7 +85,13 @@ mod tests {
         assert!(t.within(&d("fe"), &d("orders"), 2));
         assert!(!t.within(&d("fe"), &d("orders"), 1));
         assert!(t.within(&d("orders"), &d("fe"), 2));
-        assert_eq!(t.downstream(&d("fe")), BTreeSet::from([d("checkout"), d("orders")]));
-        assert_eq!(t.callers(&d("orders")).collect::<Vec<_>>(), vec![&d("checkout")]);
+        assert_eq!(
+            t.downstream(&d("fe")),
+            BTreeSet::from([d("checkout"), d("orders")])
+        );
+        assert_eq!(
+            t.callers(&d("orders")).collect::<Vec<_>>(),
+            vec![&d("checkout")]
+        );
     }
 }

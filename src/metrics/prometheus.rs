@@ -54,7 +54,10 @@ impl Metrics for PrometheusMetrics {
                 labels: BTreeMap::new(),
                 value: s.value(),
             }]),
-            Data::Matrix(_) => Err(query_error(query, "returned a range vector; expected an instant vector")),
+            Data::Matrix(_) => Err(query_error(
+                query,
+                "returned a range vector; expected an instant vector",
+            )),
         }
     }
 

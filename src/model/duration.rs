@@ -7,7 +7,9 @@ use std::fmt;
 pub enum DurationError {
     #[error("empty duration")]
     Empty,
-    #[error("invalid duration `{0}`: expected a number and a unit (s, m, h, d, w), e.g. 90s, 5m, 1h30m")]
+    #[error(
+        "invalid duration `{0}`: expected a number and a unit (s, m, h, d, w), e.g. 90s, 5m, 1h30m"
+    )]
     Invalid(String),
 }
 
@@ -98,7 +100,9 @@ impl<'de> Deserialize<'de> for Secs {
         }
         match Raw::deserialize(deserializer)? {
             Raw::Int(n) => Ok(Secs(n)),
-            Raw::Text(t) => parse_duration(&t).map(Secs).map_err(serde::de::Error::custom),
+            Raw::Text(t) => parse_duration(&t)
+                .map(Secs)
+                .map_err(serde::de::Error::custom),
         }
     }
 }

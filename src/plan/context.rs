@@ -6,7 +6,12 @@ use crate::model::Timestamp;
 use crate::playbook::{EvalContext, IncidentVars, OwnerVars, SignalVars, TargetVars};
 
 /// The context of the incident's `signal`-th signal at `now`.
-pub fn build_context(incident: &Incident, signal: usize, snap: &ClusterSnapshot, now: Timestamp) -> EvalContext {
+pub fn build_context(
+    incident: &Incident,
+    signal: usize,
+    snap: &ClusterSnapshot,
+    now: Timestamp,
+) -> EvalContext {
     let Some(record) = incident.signals.get(signal) else {
         return EvalContext::default();
     };
@@ -52,7 +57,10 @@ pub fn build_context(incident: &Incident, signal: usize, snap: &ClusterSnapshot,
             id: incident.id.clone(),
             severity: incident.severity.to_string(),
             signals: incident.signals.len() as i64,
-            root_cause: incident.root_cause().map(ToString::to_string).unwrap_or_default(),
+            root_cause: incident
+                .root_cause()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
         },
     }
 }

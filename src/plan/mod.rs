@@ -93,30 +93,62 @@ impl Plan {
     }
 }
 
-fn plan_step(index: usize, step: &Step, ctx: &EvalContext, vars: &BTreeMap<String, String>) -> PlannedStep {
+fn plan_step(
+    index: usize,
+    step: &Step,
+    ctx: &EvalContext,
+    vars: &BTreeMap<String, String>,
+) -> PlannedStep {
     let t = &ctx.target;
     let (target, mut problem) = match step.action.spec().target {
         TargetKind::Incident => (None, None),
-        TargetKind::Pod if t.kind == "Pod" => (ObjectRef::namespaced("Pod", &t.namespace, &t.name).into(), None),
-        TargetKind::Pod => (None, Some(format!("{} needs a pod; the signal is on {}", step.action, t.reference))),
-        TargetKind::Node if t.kind == "Node" => (Some(ObjectRef::node(&t.name)), None),
-        TargetKind::Node if !t.node.is_empty() => (Some(ObjectRef::node(&t.node)), None),
-        TargetKind::Node => (None, Some(format!("{} needs a node; {} runs on no known node", step.action, t.reference))),
-        TargetKind::Workload if !t.owner.name.is_empty() => (
-            Some(ObjectRef::namespaced(&t.owner.kind, &t.owner.namespace, &t.owner.name)),
+        TargetKind::Pod if t.kind == "Pod" => (
+            ObjectRef::namespaced("Pod", &t.namespace, &t.name).into(),
             None,
         ),
-        TargetKind::Workload => (None, Some(format!("{} needs a workload; no controller owns {}", step.action, t.reference))),
+        TargetKind::Pod => (
+            None,
+            Some(format!(
+                "{} needs a pod; the signal is on {}",
+                step.action, t.reference
+            )),
+        ),
+        TargetKind::Node if t.kind == "Node" => (Some(ObjectRef::node(&t.name)), None),
+        TargetKind::Node if !t.node.is_empty() => (Some(ObjectRef::node(&t.node)), None),
+        TargetKind::Node => (
+            None,
+            Some(format!(
+                "{} needs a node; {} runs on no known node",
+                step.action, t.reference
+            )),
+        ),
+        TargetKind::Workload if !t.owner.name.is_empty() => (
+            Some(ObjectRef::namespaced(
+                &t.owner.kind,
+                &t.owner.namespace,
+                &t.owner.name,
+            )),
+            None,
+        ),
+        TargetKind::Workload => (
+            None,
+            Some(format!(
+                "{} needs a workload; no controller owns {}",
+                step.action, t.reference
+            )),
+        ),
     };
-    let verify = step.wait_for.as_ref().and_then(|w| match template::render(&w.query, vars, Escape::Promql) {
-        Ok(query) => Some(Verification {
-            query,
-            for_: w.for_,
-            timeout: w.timeout,
-        }),
-        Err(e) => {
-            problem.get_or_insert(format!("waitFor cannot be rendered: {e}"));
-            None
+    let verify = step.wait_for.as_ref().and_then(|w| {
+        match template::render(&w.query, vars, Escape::Promql) {
+            Ok(query) => Some(Verification {
+                query,
+                for_: w.for_,
+                timeout: w.timeout,
+            }),
+            Err(e) => {
+                problem.get_or_insert(format!("waitFor cannot be rendered: {e}"));
+                None
+            }
         }
     });
     PlannedStep {

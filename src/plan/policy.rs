@@ -64,8 +64,10 @@ mod tests {
     }
 
     fn enforce(max: Risk) -> Config {
-        let mut c = Config::default();
-        c.mode = Mode::Enforce;
+        let mut c = Config {
+            mode: Mode::Enforce,
+            ..Config::default()
+        };
         c.autonomy.max_risk = max;
         c
     }
@@ -73,29 +75,49 @@ mod tests {
     #[test]
     fn runs_only_within_both_bounds() {
         let s = step(Action::RolloutUndo, Risk::Medium);
-        assert_eq!(decide(&s, Risk::Medium, &enforce(Risk::Medium)), Decision::Run);
+        assert_eq!(
+            decide(&s, Risk::Medium, &enforce(Risk::Medium)),
+            Decision::Run
+        );
         assert_eq!(
             decide(&s, Risk::Medium, &enforce(Risk::Low)),
-            Decision::Escalate("risk above bound: step 2 (rollout_undo) is medium risk, autonomy allows up to low".into())
+            Decision::Escalate(
+                "risk above bound: step 2 (rollout_undo) is medium risk, autonomy allows up to low"
+                    .into()
+            )
         );
-        assert!(matches!(decide(&s, Risk::Low, &enforce(Risk::High)), Decision::Escalate(_)));
+        assert!(matches!(
+            decide(&s, Risk::Low, &enforce(Risk::High)),
+            Decision::Escalate(_)
+        ));
     }
 
     #[test]
     fn observe_mode_and_pause_stop_writes_but_not_reads() {
         let observe = Config::default();
         assert_eq!(observe.mode, Mode::Observe, "a new install observes");
-        assert!(matches!(decide(&step(Action::CordonNode, Risk::Low), Risk::High, &observe), Decision::Escalate(r) if r.starts_with("observe mode")));
-        assert_eq!(decide(&step(Action::CaptureLogs, Risk::None), Risk::None, &observe), Decision::Run);
+        assert!(
+            matches!(decide(&step(Action::CordonNode, Risk::Low), Risk::High, &observe), Decision::Escalate(r) if r.starts_with("observe mode"))
+        );
+        assert_eq!(
+            decide(&step(Action::CaptureLogs, Risk::None), Risk::None, &observe),
+            Decision::Run
+        );
         let mut paused = enforce(Risk::High);
         paused.paused = true;
-        assert!(matches!(decide(&step(Action::CordonNode, Risk::Low), Risk::High, &paused), Decision::Escalate(_)));
+        assert!(matches!(
+            decide(&step(Action::CordonNode, Risk::Low), Risk::High, &paused),
+            Decision::Escalate(_)
+        ));
     }
 
     #[test]
     fn a_step_with_no_target_escalates() {
         let mut s = step(Action::CordonNode, Risk::Low);
         s.problem = Some("cordon_node needs a node".into());
-        assert_eq!(decide(&s, Risk::High, &enforce(Risk::High)), Decision::Escalate("cordon_node needs a node".into()));
+        assert_eq!(
+            decide(&s, Risk::High, &enforce(Risk::High)),
+            Decision::Escalate("cordon_node needs a node".into())
+        );
     }
 }

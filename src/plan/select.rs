@@ -33,7 +33,10 @@ pub fn select_playbook<'a>(
         let record = &incident.signals[i];
         let ctx = build_context(incident, i, snap, now);
         let mut any = false;
-        for p in playbooks.iter().filter(|p| p.spec.trigger.signal == record.signal.name) {
+        for p in playbooks
+            .iter()
+            .filter(|p| p.spec.trigger.signal == record.signal.name)
+        {
             any = true;
             let matched = match &p.trigger_when {
                 None => Ok(true),

@@ -128,7 +128,9 @@ fn deployed_within(This(owner): This<Value>, window: Arc<String>) -> ResolveResu
         ));
     };
     let ago = map.get(&Key::from("deployedAgoSeconds"));
-    Ok(Value::Bool(matches!(ago, Some(Value::Int(s)) if *s >= 0 && *s <= limit)))
+    Ok(Value::Bool(
+        matches!(ago, Some(Value::Int(s)) if *s >= 0 && *s <= limit),
+    ))
 }
 
 impl Condition {
@@ -226,12 +228,23 @@ mod tests {
     fn rejects_unknown_variables_and_non_bools() {
         assert_eq!(
             Condition::compile("tagret.kind == 'Pod'").unwrap_err(),
-            ConditionError::UnknownVariable { name: "tagret".into() }
+            ConditionError::UnknownVariable {
+                name: "tagret".into()
+            }
         );
-        assert!(matches!(Condition::compile("signal.value >"), Err(ConditionError::Parse(_))));
+        assert!(matches!(
+            Condition::compile("signal.value >"),
+            Err(ConditionError::Parse(_))
+        ));
         let c = Condition::compile("signal.value").unwrap();
-        assert!(matches!(c.eval(&ctx(None)), Err(ConditionError::NotBool { .. })));
+        assert!(matches!(
+            c.eval(&ctx(None)),
+            Err(ConditionError::NotBool { .. })
+        ));
         let c = Condition::compile("signal.nope > 1").unwrap();
-        assert!(matches!(c.eval(&ctx(None)), Err(ConditionError::Eval { .. })));
+        assert!(matches!(
+            c.eval(&ctx(None)),
+            Err(ConditionError::Eval { .. })
+        ));
     }
 }

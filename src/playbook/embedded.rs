@@ -2,12 +2,30 @@
 //! runs on its defaults with no files beside it.
 
 pub const EMBEDDED: &[(&str, &str)] = &[
-    ("detectors.yaml", include_str!("../../playbooks/detectors.yaml")),
-    ("memory-pressure-node.yaml", include_str!("../../playbooks/memory-pressure-node.yaml")),
-    ("memory-leak-after-deploy.yaml", include_str!("../../playbooks/memory-leak-after-deploy.yaml")),
-    ("pod-crash-loop.yaml", include_str!("../../playbooks/pod-crash-loop.yaml")),
-    ("connection-pool-exhaustion.yaml", include_str!("../../playbooks/connection-pool-exhaustion.yaml")),
-    ("disk-pressure-node.yaml", include_str!("../../playbooks/disk-pressure-node.yaml")),
+    (
+        "detectors.yaml",
+        include_str!("../../playbooks/detectors.yaml"),
+    ),
+    (
+        "memory-pressure-node.yaml",
+        include_str!("../../playbooks/memory-pressure-node.yaml"),
+    ),
+    (
+        "memory-leak-after-deploy.yaml",
+        include_str!("../../playbooks/memory-leak-after-deploy.yaml"),
+    ),
+    (
+        "pod-crash-loop.yaml",
+        include_str!("../../playbooks/pod-crash-loop.yaml"),
+    ),
+    (
+        "connection-pool-exhaustion.yaml",
+        include_str!("../../playbooks/connection-pool-exhaustion.yaml"),
+    ),
+    (
+        "disk-pressure-node.yaml",
+        include_str!("../../playbooks/disk-pressure-node.yaml"),
+    ),
 ];
 
 #[cfg(test)]

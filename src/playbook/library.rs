@@ -16,7 +16,11 @@ pub enum LoadError {
 }
 
 fn render(findings: &[Finding]) -> String {
-    findings.iter().map(|f| format!("  {f}")).collect::<Vec<_>>().join("\n")
+    findings
+        .iter()
+        .map(|f| format!("  {f}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[derive(Debug, Clone, Default)]
@@ -86,5 +90,8 @@ pub fn embedded_sources() -> Vec<(String, String)> {
 }
 
 fn is_yaml(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
 }

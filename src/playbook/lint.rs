@@ -99,7 +99,12 @@ impl DocLinter<'_> {
     }
 
     fn error_hint(&mut self, field: &str, message: impl Into<String>, hint: impl Into<String>) {
-        self.push(FindingLevel::Error, field, message.into(), Some(hint.into()));
+        self.push(
+            FindingLevel::Error,
+            field,
+            message.into(),
+            Some(hint.into()),
+        );
     }
 
     fn warning(&mut self, field: &str, message: impl Into<String>) {
@@ -107,7 +112,9 @@ impl DocLinter<'_> {
     }
 
     fn condition(&mut self, field: &str, source: Option<&String>) -> Option<Option<Condition>> {
-        let Some(source) = source else { return Some(None) };
+        let Some(source) = source else {
+            return Some(None);
+        };
         match Condition::compile(source) {
             Ok(c) => Some(Some(c)),
             Err(e) => {
@@ -145,14 +152,20 @@ pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Detector>, Vec<Playboo
             match parse_document(&mut linter, &doc.text) {
                 Some(Parsed::Detector(d)) => {
                     if detectors.iter().any(|x: &Detector| x.name == d.name) {
-                        linter.error("metadata.name", format!("detector `{}` is defined twice", d.name));
+                        linter.error(
+                            "metadata.name",
+                            format!("detector `{}` is defined twice", d.name),
+                        );
                     } else {
                         detectors.push(d);
                     }
                 }
                 Some(Parsed::Playbook(p)) => {
                     if playbooks.iter().any(|(x, ..)| x.name == p.name) {
-                        linter.error("metadata.name", format!("playbook `{}` is defined twice", p.name));
+                        linter.error(
+                            "metadata.name",
+                            format!("playbook `{}` is defined twice", p.name),
+                        );
                     } else {
                         playbooks.push((p, file.clone(), doc.first_line, linter.positions));
                         findings.append(&mut linter.findings);
@@ -180,7 +193,11 @@ pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Detector>, Vec<Playboo
             });
         }
     }
-    (detectors, playbooks.into_iter().map(|(p, ..)| p).collect(), findings)
+    (
+        detectors,
+        playbooks.into_iter().map(|(p, ..)| p).collect(),
+        findings,
+    )
 }
 
 fn parse_document(l: &mut DocLinter<'_>, text: &str) -> Option<Parsed> {
@@ -202,19 +219,27 @@ fn parse_document(l: &mut DocLinter<'_>, text: &str) -> Option<Parsed> {
     };
     match value.get("apiVersion").and_then(serde_yaml::Value::as_str) {
         Some(API_VERSION) => {}
-        Some(other) => l.error("apiVersion", format!("unsupported apiVersion `{other}`; expected `{API_VERSION}`")),
-        None => l.error("apiVersion", format!("missing apiVersion; expected `{API_VERSION}`")),
+        Some(other) => l.error(
+            "apiVersion",
+            format!("unsupported apiVersion `{other}`; expected `{API_VERSION}`"),
+        ),
+        None => l.error(
+            "apiVersion",
+            format!("missing apiVersion; expected `{API_VERSION}`"),
+        ),
     }
     match value.get("kind").and_then(serde_yaml::Value::as_str) {
-        Some("Detector") => deserialize::<DetectorSpec>(l, value).and_then(|(name, spec)| {
+        Some("Detector") => deserialize::<DetectorSpec>(l, value).map(|(name, spec)| {
             lint_detector(l, &spec);
-            Some(Parsed::Detector(Detector { name, spec }))
+            Parsed::Detector(Detector { name, spec })
         }),
-        Some("Playbook") => {
-            deserialize::<PlaybookSpec>(l, value).and_then(|(name, spec)| lint_playbook(l, name, spec).map(Parsed::Playbook))
-        }
+        Some("Playbook") => deserialize::<PlaybookSpec>(l, value)
+            .and_then(|(name, spec)| lint_playbook(l, name, spec).map(Parsed::Playbook)),
         Some(other) => {
-            l.error("kind", format!("unknown kind `{other}`; expected Detector or Playbook"));
+            l.error(
+                "kind",
+                format!("unknown kind `{other}`; expected Detector or Playbook"),
+            );
             None
         }
         None => {
@@ -224,7 +249,10 @@ fn parse_document(l: &mut DocLinter<'_>, text: &str) -> Option<Parsed> {
     }
 }
 
-fn deserialize<S: for<'de> Deserialize<'de>>(l: &mut DocLinter<'_>, value: serde_yaml::Value) -> Option<(String, S)> {
+fn deserialize<S: for<'de> Deserialize<'de>>(
+    l: &mut DocLinter<'_>,
+    value: serde_yaml::Value,
+) -> Option<(String, S)> {
     match serde_path_to_error::deserialize::<_, Document<S>>(value) {
         Ok(doc) => {
             if doc.metadata.name.trim().is_empty() {
@@ -267,14 +295,21 @@ fn lint_playbook(l: &mut DocLinter<'_>, name: String, spec: PlaybookSpec) -> Opt
         l.error("spec.steps", "a playbook needs at least one step");
     }
     let steps = lint_steps(l, "spec.steps", &spec.steps);
-    let rollback = lint_steps(l, "spec.rollback", &spec.rollback);
+    let rollback = lint_steps(
+        l,
+        "spec.rollback",
+        spec.rollback.as_deref().unwrap_or_default(),
+    );
     let has_mutating = spec
         .steps
         .iter()
         .filter_map(|s| Action::from_name(&s.action))
         .any(|a| a.spec().mutating);
-    if has_mutating && spec.rollback.is_empty() {
-        l.warning("spec.rollback", "the playbook changes the cluster but has no rollback steps");
+    if has_mutating && spec.rollback.is_none() {
+        l.warning(
+            "spec",
+            "the playbook changes the cluster but says nothing about rollback (write `rollback: []` if there is nothing to undo)",
+        );
     }
     Some(Playbook {
         name,
@@ -304,10 +339,18 @@ fn lint_step(l: &mut DocLinter<'_>, at: &str, s: &StepSpec) -> Option<Step> {
             Some(near) => format!("did you mean `{near}`?"),
             None => format!(
                 "known actions: {}",
-                catalog::CATALOG.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+                catalog::CATALOG
+                    .iter()
+                    .map(|a| a.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
-        l.error_hint(&format!("{at}.action"), format!("unknown action `{}`", s.action), hint);
+        l.error_hint(
+            &format!("{at}.action"),
+            format!("unknown action `{}`", s.action),
+            hint,
+        );
         return None;
     };
     let spec = action.spec();
@@ -315,7 +358,10 @@ fn lint_step(l: &mut DocLinter<'_>, at: &str, s: &StepSpec) -> Option<Step> {
     if s.risk < spec.floor {
         l.error(
             &format!("{at}.risk"),
-            format!("`{}` is at least {} risk; a playbook may rate it higher, never lower (got {})", spec.name, spec.floor, s.risk),
+            format!(
+                "`{}` is at least {} risk; a playbook may rate it higher, never lower (got {})",
+                spec.name, spec.floor, s.risk
+            ),
         );
         ok = false;
     }
@@ -338,7 +384,10 @@ fn lint_step(l: &mut DocLinter<'_>, at: &str, s: &StepSpec) -> Option<Step> {
                     ParamType::String => value.as_str().is_some(),
                 };
                 if !fits {
-                    l.error(&field, format!("`{key}` must be {:?}", p.kind).to_lowercase());
+                    l.error(
+                        &field,
+                        format!("`{key}` must be {:?}", p.kind).to_lowercase(),
+                    );
                     ok = false;
                 }
             }
@@ -346,12 +395,20 @@ fn lint_step(l: &mut DocLinter<'_>, at: &str, s: &StepSpec) -> Option<Step> {
     }
     for p in spec.params.iter().filter(|p| p.required) {
         if !s.params.contains_key(p.name) {
-            l.error(&format!("{at}.params"), format!("`{}` needs parameter `{}`", spec.name, p.name));
+            l.error(
+                &format!("{at}.params"),
+                format!("`{}` needs parameter `{}`", spec.name, p.name),
+            );
             ok = false;
         }
     }
-    if action == Action::Scale && s.params.contains_key("delta") == s.params.contains_key("replicas") {
-        l.error(&format!("{at}.params"), "scale needs exactly one of `delta` and `replicas`");
+    if action == Action::Scale
+        && s.params.contains_key("delta") == s.params.contains_key("replicas")
+    {
+        l.error(
+            &format!("{at}.params"),
+            "scale needs exactly one of `delta` and `replicas`",
+        );
         ok = false;
     }
     let when = l.condition(&format!("{at}.when"), s.when.as_ref());
@@ -379,11 +436,20 @@ fn lint_step(l: &mut DocLinter<'_>, at: &str, s: &StepSpec) -> Option<Step> {
             l.error(&format!("{at}.waitFor.timeout"), "timeout must be positive");
             ok = false;
         } else if w.for_.0 > w.timeout.0 {
-            l.error(&format!("{at}.waitFor.for"), "`for` is longer than `timeout`: it can never hold in time");
+            l.error(
+                &format!("{at}.waitFor.for"),
+                "`for` is longer than `timeout`: it can never hold in time",
+            );
             ok = false;
         }
     } else if spec.mutating && s.risk >= crate::model::Risk::Medium {
-        l.warning(&format!("{at}"), format!("`{}` changes the cluster at {} risk with no waitFor to verify it", spec.name, s.risk));
+        l.warning(
+            at,
+            format!(
+                "`{}` changes the cluster at {} risk with no waitFor to verify it",
+                spec.name, s.risk
+            ),
+        );
     }
     let when = when?;
     ok.then(|| Step {

@@ -8,7 +8,8 @@ mod lint;
 mod model;
 
 pub use condition::{
-    Condition, ConditionError, EvalContext, IncidentVars, OwnerVars, SignalVars, StepVars, TargetVars,
+    Condition, ConditionError, EvalContext, IncidentVars, OwnerVars, SignalVars, StepVars,
+    TargetVars,
 };
 pub use embedded::EMBEDDED;
 pub use library::{Library, LoadError, embedded_sources};

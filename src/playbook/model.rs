@@ -17,8 +17,9 @@ pub struct PlaybookSpec {
     pub max_autonomous_risk: Risk,
     pub steps: Vec<StepSpec>,
     /// Steps run, in order, when a step fails or its verification does.
+    /// Write `rollback: []` to say there is deliberately nothing to undo.
     #[serde(default)]
-    pub rollback: Vec<StepSpec>,
+    pub rollback: Option<Vec<StepSpec>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -152,7 +152,11 @@ impl Loaded {
                     .location()
                     .map(|l| format!(":{}:{}", l.line(), l.column()))
                     .unwrap_or_default(),
-                field: if field == "." { String::new() } else { format!("{field}: ") },
+                field: if field == "." {
+                    String::new()
+                } else {
+                    format!("{field}: ")
+                },
                 message: inner.to_string(),
             }
         })?;
@@ -170,18 +174,30 @@ impl Loaded {
             }
         };
         if fixture.interval.0 <= 0 || fixture.duration.0 <= 0 {
-            return Err(invalid("interval".into(), "interval and duration must be positive".into()));
+            return Err(invalid(
+                "interval".into(),
+                "interval and duration must be positive".into(),
+            ));
         }
         let start = fixture.start.unwrap_or(DEFAULT_START);
         let mut series = Vec::with_capacity(fixture.series.len());
         for (i, s) in fixture.series.iter().enumerate() {
-            let (name, labels) = parse_selector(&s.series).map_err(|e| at(&format!("series[{i}].series"), e.to_string()))?;
-            let values = expand_values(&s.values).map_err(|e| at(&format!("series[{i}].values"), e.to_string()))?;
-            series.push(Series { name, labels, values });
+            let (name, labels) = parse_selector(&s.series)
+                .map_err(|e| at(&format!("series[{i}].series"), e.to_string()))?;
+            let values = expand_values(&s.values)
+                .map_err(|e| at(&format!("series[{i}].values"), e.to_string()))?;
+            series.push(Series {
+                name,
+                labels,
+                values,
+            });
         }
         let mut objects = Vec::with_capacity(fixture.cluster.len());
         for (i, v) in fixture.cluster.iter().enumerate() {
-            objects.push(ClusterObject::from_value(v.clone()).map_err(|e| at(&format!("cluster[{i}]"), e.to_string()))?);
+            objects.push(
+                ClusterObject::from_value(v.clone())
+                    .map_err(|e| at(&format!("cluster[{i}]"), e.to_string()))?,
+            );
         }
         let changes = fixture
             .events
@@ -245,9 +261,15 @@ expect: {incidents: 0}
     fn errors_name_file_line_and_field() {
         let bad = MINIMAL.replace("'1x40'", "'1x40 oops'");
         let e = Loaded::parse(&bad, "t.yaml").unwrap_err().to_string();
-        assert_eq!(e, "t.yaml:6:29: series[0].values: values item `oops`: not a number");
+        assert_eq!(
+            e,
+            "t.yaml:6:29: series[0].values: values item `oops`: not a number"
+        );
         let bad = MINIMAL.replace("duration", "duratoin");
         let e = Loaded::parse(&bad, "t.yaml").unwrap_err().to_string();
-        assert!(e.starts_with("t.yaml:4:1: duratoin: unknown field `duratoin`"), "{e}");
+        assert!(
+            e.starts_with("t.yaml:4:1: duratoin: unknown field `duratoin`"),
+            "{e}"
+        );
     }
 }

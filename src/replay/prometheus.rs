@@ -102,11 +102,15 @@ impl PrometheusServer {
     }
 
     async fn wait_ready(&mut self, probe_at: Timestamp) -> Result<(), PrometheusError> {
-        let metrics = PrometheusMetrics::new(&self.url).map_err(|e| PrometheusError::NotReady(e.to_string()))?;
+        let metrics = PrometheusMetrics::new(&self.url)
+            .map_err(|e| PrometheusError::NotReady(e.to_string()))?;
         let mut last = String::new();
         for _ in 0..300 {
             if let Some(status) = self.child.try_wait()? {
-                return Err(PrometheusError::NotReady(format!("exited with {status}: {}", self.log_tail())));
+                return Err(PrometheusError::NotReady(format!(
+                    "exited with {status}: {}",
+                    self.log_tail()
+                )));
             }
             match metrics.instant("vector(1)", probe_at).await {
                 Ok(_) => return Ok(()),
@@ -114,7 +118,10 @@ impl PrometheusServer {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(PrometheusError::NotReady(format!("no answer after 30s ({last}): {}", self.log_tail())))
+        Err(PrometheusError::NotReady(format!(
+            "no answer after 30s ({last}): {}",
+            self.log_tail()
+        )))
     }
 
     fn log_tail(&self) -> String {

@@ -20,7 +20,13 @@ pub fn timeline(r: &Report) -> String {
     for inc in &r.incidents {
         let _ = writeln!(out, "-- incident {} ({})", inc.id, inc.severity);
         for t in &inc.timeline {
-            let _ = writeln!(out, "   {}  {:<9} {}", clock(t.at_s), t.stage_label(), t.text);
+            let _ = writeln!(
+                out,
+                "   {}  {:<9} {}",
+                clock(t.at_s),
+                t.stage_label(),
+                t.text
+            );
         }
     }
     let _ = writeln!(out, "{}", verdict(r));
@@ -44,7 +50,14 @@ pub fn verdict(r: &Report) -> String {
     if r.passed {
         head
     } else {
-        format!("{head}\n{}", r.failures.iter().map(|f| format!("     - {f}")).collect::<Vec<_>>().join("\n"))
+        format!(
+            "{head}\n{}",
+            r.failures
+                .iter()
+                .map(|f| format!("     - {f}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
     }
 }
 
@@ -58,7 +71,10 @@ pub fn summary(reports: &[Report]) -> String {
     );
     for r in reports {
         let detected = if r.signals.is_empty() { "no" } else { "yes" };
-        let ttd = r.time_to_detect_s.map(format_secs).unwrap_or_else(|| "-".into());
+        let ttd = r
+            .time_to_detect_s
+            .map(format_secs)
+            .unwrap_or_else(|| "-".into());
         let name: String = r.fixture.chars().take(52).collect();
         let _ = writeln!(
             out,

@@ -79,7 +79,13 @@ impl TimelineReport {
 }
 
 impl Report {
-    pub fn build(fixture: &str, file: &str, start: Timestamp, incidents: &[Incident], expect: &Expect) -> Report {
+    pub fn build(
+        fixture: &str,
+        file: &str,
+        start: Timestamp,
+        incidents: &[Incident],
+        expect: &Expect,
+    ) -> Report {
         let rel = |t: Timestamp| t - start;
         let mut signals: Vec<SignalReport> = incidents
             .iter()
@@ -179,13 +185,23 @@ fn check(r: &Report, expect: &Expect) -> Vec<String> {
     let mut failures = Vec::new();
     if let Some(n) = expect.incidents {
         if r.incidents.len() != n {
-            failures.push(format!("expected {n} incident(s), got {}", r.incidents.len()));
+            failures.push(format!(
+                "expected {n} incident(s), got {}",
+                r.incidents.len()
+            ));
         }
     }
     for want in &expect.signals {
         let target = want.target.to_string();
-        match r.signals.iter().find(|s| s.signal == want.signal && s.target == target) {
-            None => failures.push(format!("expected signal {} on {target}; it never fired", want.signal)),
+        match r
+            .signals
+            .iter()
+            .find(|s| s.signal == want.signal && s.target == target)
+        {
+            None => failures.push(format!(
+                "expected signal {} on {target}; it never fired",
+                want.signal
+            )),
             Some(s) => {
                 if let Some(by) = want.by {
                     if s.at_s > by.0 {
@@ -208,10 +224,18 @@ fn check(r: &Report, expect: &Expect) -> Vec<String> {
             ));
         }
     }
-    let taken: Vec<&str> = r.taken_actions().iter().map(|a| a.action.as_str()).collect();
+    let taken: Vec<&str> = r
+        .taken_actions()
+        .iter()
+        .map(|a| a.action.as_str())
+        .collect();
     if let Some(want) = &expect.actions {
         if taken != want.iter().map(String::as_str).collect::<Vec<_>>() {
-            failures.push(format!("expected actions [{}], got [{}]", want.join(", "), taken.join(", ")));
+            failures.push(format!(
+                "expected actions [{}], got [{}]",
+                want.join(", "),
+                taken.join(", ")
+            ));
         }
     }
     for not in &expect.not_actions {
@@ -228,14 +252,20 @@ fn check(r: &Report, expect: &Expect) -> Vec<String> {
                 .flat_map(|i| &i.escalations)
                 .map(|e| e.reason.as_str())
                 .collect();
-            failures.push(format!("expected {n} escalation(s), got {got}: {reasons:?}"));
+            failures.push(format!(
+                "expected {n} escalation(s), got {got}: {reasons:?}"
+            ));
         }
     }
     if let Some(by) = expect.resolved_by {
         for i in &r.incidents {
             match i.resolved_at_s {
                 Some(t) if t <= by.0 => {}
-                Some(t) => failures.push(format!("incident {} resolved at {}, expected by {by}", i.id, format_secs(t))),
+                Some(t) => failures.push(format!(
+                    "incident {} resolved at {}, expected by {by}",
+                    i.id,
+                    format_secs(t)
+                )),
                 None => failures.push(format!("incident {} not resolved, expected by {by}", i.id)),
             }
         }

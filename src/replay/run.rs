@@ -58,14 +58,20 @@ pub async fn replay_file(path: &Path, options: &ReplayOptions) -> Result<Report,
     replay_loaded(&loaded, options).await
 }
 
-pub async fn replay_loaded(loaded: &Loaded, options: &ReplayOptions) -> Result<Report, ReplayError> {
+pub async fn replay_loaded(
+    loaded: &Loaded,
+    options: &ReplayOptions,
+) -> Result<Report, ReplayError> {
     let path = loaded.path.clone();
     let fixture = &loaded.fixture;
     let config = match &fixture.config {
-        Some(over) => options.config.overlay(over, &format!("{path}: config")).map_err(|source| ReplayError::Config {
-            path: path.clone(),
-            source,
-        })?,
+        Some(over) => options
+            .config
+            .overlay(over, &format!("{path}: config"))
+            .map_err(|source| ReplayError::Config {
+                path: path.clone(),
+                source,
+            })?,
         None => options.config.clone(),
     };
     let mut sources = options.sources.clone();
@@ -77,24 +83,45 @@ pub async fn replay_loaded(loaded: &Loaded, options: &ReplayOptions) -> Result<R
     let start = loaded.start;
     let end = start + fixture.duration.0;
     let step = config.interval.0.max(1);
-    let server = PrometheusServer::start(&to_openmetrics(&loaded.series, start, fixture.interval.0), start).await?;
-    let metrics = Arc::new(PrometheusMetrics::new(server.url()).map_err(|source| ReplayError::Metrics {
-        path: path.clone(),
-        source,
-    })?);
+    let server = PrometheusServer::start(
+        &to_openmetrics(&loaded.series, start, fixture.interval.0),
+        start,
+    )
+    .await?;
+    let metrics =
+        Arc::new(
+            PrometheusMetrics::new(server.url()).map_err(|source| ReplayError::Metrics {
+                path: path.clone(),
+                source,
+            })?,
+        );
     let outcomes = observe_range(metrics.as_ref(), &library.detectors, start, end, step)
         .await
         .map_err(|source| ReplayError::Metrics {
             path: path.clone(),
             source,
         })?;
-    let topology = Topology::new(fixture.topology.iter().map(|e| (e.from.clone(), e.to.clone())));
-    let cluster = Arc::new(SimCluster::new(loaded.objects.clone(), loaded.changes.clone()));
+    let topology = Topology::new(
+        fixture
+            .topology
+            .iter()
+            .map(|e| (e.from.clone(), e.to.clone())),
+    );
+    let cluster = Arc::new(SimCluster::new(
+        loaded.objects.clone(),
+        loaded.changes.clone(),
+    ));
     let escalator = Arc::new(MemoryEscalator::default());
     let mut engine = Engine::new(config, library, topology, cluster, metrics, escalator);
     for (at, by_detector) in &outcomes {
         engine.tick(*at, by_detector).await;
     }
     drop(server);
-    Ok(Report::build(&fixture.name, &path, start, engine.incidents(), &fixture.expect))
+    Ok(Report::build(
+        &fixture.name,
+        &path,
+        start,
+        engine.incidents(),
+        &fixture.expect,
+    ))
 }

@@ -36,7 +36,9 @@ pub fn parse_selector(text: &str) -> Result<(String, BTreeMap<String, String>), 
     };
     let expr = promql_parser::parser::parse(text).map_err(|e| err(e.trim().to_string()))?;
     let Expr::VectorSelector(vs) = expr else {
-        return Err(err("expected a metric name with labels, e.g. up{job=\"api\"}".into()));
+        return Err(err(
+            "expected a metric name with labels, e.g. up{job=\"api\"}".into(),
+        ));
     };
     let mut labels = BTreeMap::new();
     let mut name = vs.name.clone();
@@ -70,7 +72,9 @@ pub fn expand_values(text: &str) -> Result<Vec<Option<f64>>, SeriesError> {
             continue;
         }
         if let Some(count) = item.strip_prefix("_x") {
-            let n: usize = count.parse().map_err(|_| err("expected _xN with a whole N"))?;
+            let n: usize = count
+                .parse()
+                .map_err(|_| err("expected _xN with a whole N"))?;
             out.extend(std::iter::repeat_n(None, n));
             continue;
         }
@@ -78,7 +82,9 @@ pub fn expand_values(text: &str) -> Result<Vec<Option<f64>>, SeriesError> {
             out.push(Some(number(item).ok_or_else(|| err("not a number"))?));
             continue;
         };
-        let n: usize = times.parse().map_err(|_| err("expected a whole number after `x`"))?;
+        let n: usize = times
+            .parse()
+            .map_err(|_| err("expected a whole number after `x`"))?;
         if n > 1_000_000 {
             return Err(err("more than a million samples"));
         }
@@ -115,7 +121,10 @@ fn split_step(expr: &str) -> Option<(f64, f64)> {
 }
 
 fn escape_label(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn format_value(v: f64) -> String {
@@ -181,8 +190,14 @@ mod tests {
 
     #[test]
     fn handles_exponents_and_signs() {
-        assert_eq!(expand_values("1.0e9+4e6x1").unwrap(), vec![Some(1.0e9), Some(1.004e9)]);
-        assert_eq!(expand_values("-2+1e-1x1").unwrap(), vec![Some(-2.0), Some(-1.9)]);
+        assert_eq!(
+            expand_values("1.0e9+4e6x1").unwrap(),
+            vec![Some(1.0e9), Some(1.004e9)]
+        );
+        assert_eq!(
+            expand_values("-2+1e-1x1").unwrap(),
+            vec![Some(-2.0), Some(-1.9)]
+        );
         assert_eq!(expand_values("-5").unwrap(), vec![Some(-5.0)]);
         assert_eq!(expand_values("1e-3").unwrap(), vec![Some(0.001)]);
     }

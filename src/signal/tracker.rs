@@ -155,10 +155,15 @@ mod tests {
         assert!(t.update(0, &d, &seen(&[("a", 1.0)])).is_empty());
         assert!(t.update(30, &d, &seen(&[("a", 2.0)])).is_empty());
         let ev = t.update(60, &d, &seen(&[("a", 3.0)]));
-        let [SignalEvent::Fired(s)] = ev.as_slice() else { panic!("{ev:?}") };
+        let [SignalEvent::Fired(s)] = ev.as_slice() else {
+            panic!("{ev:?}")
+        };
         assert_eq!((s.onset, s.fired_at, s.value), (0, 60, 3.0));
         assert_eq!(s.target.to_string(), "Pod/prod/a");
-        assert!(t.update(90, &d, &seen(&[("a", 3.0)])).is_empty(), "fires once");
+        assert!(
+            t.update(90, &d, &seen(&[("a", 3.0)])).is_empty(),
+            "fires once"
+        );
     }
 
     #[test]
@@ -179,7 +184,10 @@ mod tests {
         assert!(t.update(30, &d, &seen(&[])).is_empty());
         assert!(t.update(60, &d, &seen(&[])).is_empty());
         let ev = t.update(90, &d, &seen(&[]));
-        assert!(matches!(ev.as_slice(), [SignalEvent::Cleared { at: 90, .. }]));
+        assert!(matches!(
+            ev.as_slice(),
+            [SignalEvent::Cleared { at: 90, .. }]
+        ));
     }
 
     #[test]
@@ -187,7 +195,10 @@ mod tests {
         let d = [detector(0, 0)];
         let mut t = SignalTracker::new();
         t.update(0, &d, &seen(&[("a", 1.0)]));
-        let failed = BTreeMap::from([("crash_loop".to_string(), DetectorOutcome::Failed("down".into()))]);
+        let failed = BTreeMap::from([(
+            "crash_loop".to_string(),
+            DetectorOutcome::Failed("down".into()),
+        )]);
         assert!(t.update(30, &d, &failed).is_empty());
         assert_eq!(t.firing(), 1);
     }
@@ -197,7 +208,9 @@ mod tests {
         let d = [detector(0, 0)];
         let mut t = SignalTracker::new();
         let ev = t.update(0, &d, &seen(&[("a", 1.0), ("a", 7.0)]));
-        let [SignalEvent::Fired(s)] = ev.as_slice() else { panic!("{ev:?}") };
+        let [SignalEvent::Fired(s)] = ev.as_slice() else {
+            panic!("{ev:?}")
+        };
         assert_eq!(s.value, 7.0);
     }
 }

@@ -86,7 +86,9 @@ impl Recorder {
             Frame::Seq { next } => {
                 let path = format!("{base}[{next}]");
                 *next += 1;
-                self.paths.entry(path.clone()).or_insert(Self::position(mark));
+                self.paths
+                    .entry(path.clone())
+                    .or_insert(Self::position(mark));
                 Some(path)
             }
         }
@@ -136,14 +138,20 @@ mod tests {
     fn finds_keys_and_sequence_items() {
         let p = Positions::index(DOC);
         assert_eq!(p.locate("kind"), Some(Position { line: 1, column: 1 }));
-        assert_eq!(p.locate("spec.steps[0].risk"), Some(Position { line: 5, column: 7 }));
+        assert_eq!(
+            p.locate("spec.steps[0].risk"),
+            Some(Position { line: 5, column: 7 })
+        );
         assert_eq!(p.locate("spec.steps[1].when").map(|p| p.line), Some(6));
     }
 
     #[test]
     fn falls_back_to_the_nearest_ancestor() {
         let p = Positions::index(DOC);
-        assert_eq!(p.locate("spec.steps[1].params.delta").map(|p| p.line), Some(6));
+        assert_eq!(
+            p.locate("spec.steps[1].params.delta").map(|p| p.line),
+            Some(6)
+        );
         assert_eq!(p.locate("nothing.here"), None);
     }
 }

@@ -1,0 +1,209 @@
+//! The medic binary as users run it: output, exit codes, error messages.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn medic(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn replay_json_is_the_documented_report() {
+    let o = medic(&[
+        "replay",
+        "fixtures/incidents/crash-loop-after-deploy.yaml",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        r["fixture"],
+        "checkout crash-loops after a deploy and is rolled back"
+    );
+    assert_eq!(r["passed"], true);
+    assert_eq!(r["failures"], serde_json::json!([]));
+    assert_eq!(r["signals"][0]["signal"], "crash_loop");
+    assert_eq!(r["signals"][0]["target"], "Pod/shop/checkout-8d9e1-kq2zt");
+    assert_eq!(r["signals"][0]["severity"], "high");
+    assert!(r["signals"][0]["at_s"].as_i64().unwrap() > 300);
+    let inc = &r["incidents"][0];
+    assert_eq!(inc["root_cause"], "Deployment/shop/checkout");
+    assert_eq!(inc["diagnosis"]["source"], "rules");
+    assert_eq!(inc["diagnosis"]["category"], "crash_loop");
+    assert_eq!(inc["actions"][1]["action"], "rollout_undo");
+    assert_eq!(inc["actions"][1]["target"], "Deployment/shop/checkout");
+    assert_eq!(inc["actions"][1]["risk"], "medium");
+    assert_eq!(inc["actions"][1]["result"], "ok");
+    assert_eq!(inc["escalations"], serde_json::json!([]));
+    assert!(inc["resolved_at_s"].as_i64().is_some());
+    assert!(inc["opened_at_s"].as_i64().is_some());
+}
+
+#[test]
+fn replay_without_arguments_replays_the_bundled_incidents() {
+    let o = medic(&["replay"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("EXECUTE   rollout_undo Deployment/production/analytics-worker"),
+        "{out}"
+    );
+    assert!(
+        out.contains("PASS a healthy but noisy hour raises no incident"),
+        "{out}"
+    );
+    let count = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents"))
+        .unwrap()
+        .count();
+    assert!(
+        out.contains(&format!("{count}/{count} fixtures passed")),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_failing_expectation_exits_1_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents/disk-filling-node.yaml"),
+    )
+    .unwrap()
+    .replace("escalations: 1", "escalations: 0");
+    let file = dir.path().join("edited.yaml");
+    std::fs::write(&file, text).unwrap();
+    let o = medic(&["replay", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("FAIL node-b's root filesystem fills"), "{out}");
+    assert!(out.contains("expected 0 escalation(s), got 1"), "{out}");
+}
+
+#[test]
+fn a_broken_fixture_names_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.yaml");
+    std::fs::write(
+        &file,
+        "name: x\ninterval: 15s\nduration: 10m\nseries:\n  - series: 'up{job=\"a\"}'\n    values: '1 2 three'\nexpect: {}\n",
+    )
+    .unwrap();
+    let o = medic(&["replay", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("broken.yaml:6:5: series[0].values: values item `three`: not a number"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_prometheus_says_how_to_install_it() {
+    let o = Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(["replay"])
+        .env("PATH", "/nonexistent")
+        .env_remove("MEDIC_PROMTOOL")
+        .env_remove("MEDIC_PROMETHEUS")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("`promtool` not found on PATH"), "{err}");
+    assert!(err.contains("apt-get install -y prometheus"), "{err}");
+}
+
+#[test]
+fn lint_passes_the_shipped_playbooks() {
+    let o = medic(&["lint", "playbooks"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("9 detector(s), 5 playbook(s), 0 error(s)"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+const BAD: &str = r#"apiVersion: medic.dev/v1alpha1
+kind: Playbook
+metadata: {name: bad}
+spec:
+  trigger: {signal: crash_loop, when: "tagret.kind == 'Pod'"}
+  maxAutonomousRisk: medium
+  steps:
+    - {action: capture_logs, risk: none}
+    - {action: rollback_undo, risk: medium}
+    - {action: drain_node, risk: low}
+    - action: scale
+      risk: low
+      params: {delta: 1, factor: 2}
+      waitFor: {query: 'sum(up{job="{{ target.owner.name }}"}) >', for: 1m, timeout: 5m}
+---
+apiVersion: medic.dev/v1alpha1
+kind: Playbook
+metadata: {name: typo}
+spec:
+  trigger: {signal: crash_loop}
+  maxAutonomousRisk: low
+  stpes: []
+"#;
+
+#[test]
+fn lint_points_at_each_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, BAD).unwrap();
+    // Lint together with the shipped detectors, so the trigger signal exists.
+    let o = medic(&["lint", "playbooks/detectors.yaml", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    let f = file.display();
+    for expected in [
+        format!(
+            "{f}:5:33: error: spec.trigger.when: unknown variable `tagret` (available: signal, target, incident)"
+        ),
+        format!(
+            "{f}:9:8: error: spec.steps[1].action: unknown action `rollback_undo` (hint: did you mean `rollout_undo`?)"
+        ),
+        format!(
+            "{f}:10:28: error: spec.steps[2].risk: `drain_node` is at least high risk; a playbook may rate it higher, never lower (got low)"
+        ),
+        format!(
+            "{f}:13:26: error: spec.steps[3].params.factor: unknown parameter `factor` (hint: `scale` takes: delta, replicas)"
+        ),
+        format!("{f}:14:17: error: spec.steps[3].waitFor.query: PromQL does not parse"),
+        format!("{f}:22:3: error: spec.stpes: unknown field `stpes`"),
+    ] {
+        assert!(out.contains(&expected), "missing:\n{expected}\nin:\n{out}");
+    }
+}
+
+#[test]
+fn lint_json_is_machine_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, BAD).unwrap();
+    let o = medic(&[
+        "lint",
+        "--format",
+        "json",
+        "playbooks/detectors.yaml",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let findings: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let first = &findings[0];
+    assert_eq!(first["level"], "error");
+    assert_eq!(first["line"], 5);
+    assert_eq!(first["field"], "spec.trigger.when");
+}

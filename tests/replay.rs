@@ -1,0 +1,227 @@
+//! Every fixture replayed through the real pipeline against a real
+//! Prometheus (promtool + prometheus must be installed), and the exact
+//! outcomes of the scenarios that matter most.
+
+use medic::act::ActionResult;
+use medic::replay::{Loaded, ReplayOptions, Report, fixture_files, replay_file, replay_loaded};
+use std::path::{Path, PathBuf};
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents")
+}
+
+async fn replay(name: &str) -> Report {
+    replay_file(&fixtures_dir().join(name), &ReplayOptions::embedded())
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// (action, target, result) of every action, in order.
+fn actions(r: &Report) -> Vec<(String, String, ActionResult, bool)> {
+    r.incidents
+        .iter()
+        .flat_map(|i| &i.actions)
+        .map(|a| {
+            (
+                a.action.clone(),
+                a.target.clone().unwrap_or_default(),
+                a.result,
+                a.rollback,
+            )
+        })
+        .collect()
+}
+
+fn act(
+    action: &str,
+    target: &str,
+    result: ActionResult,
+    rollback: bool,
+) -> (String, String, ActionResult, bool) {
+    (action.into(), target.into(), result, rollback)
+}
+
+#[tokio::test]
+async fn every_fixture_passes() {
+    let files = fixture_files(&fixtures_dir()).unwrap();
+    assert!(
+        files.len() >= 7,
+        "expected the bundled fixtures, found {files:?}"
+    );
+    let mut failed = Vec::new();
+    for f in files {
+        let r = replay_file(&f, &ReplayOptions::embedded()).await.unwrap();
+        if !r.passed {
+            failed.push(format!("{}: {:?}", f.display(), r.failures));
+        }
+    }
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+#[tokio::test]
+async fn the_leak_is_rolled_back_with_the_node_protected_meanwhile() {
+    let r = replay("memory-leak-after-deploy.yaml").await;
+    assert_eq!(r.incidents.len(), 1);
+    let inc = &r.incidents[0];
+    assert_eq!(
+        actions(&r),
+        vec![
+            act("cordon_node", "Node/node-a", ActionResult::Ok, false),
+            act(
+                "rollout_undo",
+                "Deployment/production/analytics-worker",
+                ActionResult::Ok,
+                false
+            ),
+            act("uncordon_node", "Node/node-a", ActionResult::Ok, false),
+        ]
+    );
+    // The node joined the incident, and the workload explains it.
+    assert_eq!(
+        inc.root_cause_candidates,
+        vec!["Deployment/production/analytics-worker", "Node/node-a"]
+    );
+    let diagnosis = inc.diagnosis.as_ref().unwrap();
+    assert_eq!(
+        (diagnosis.source.as_str(), diagnosis.category.as_str()),
+        ("rules", "memory_leak")
+    );
+    assert!(
+        diagnosis.summary.contains("v1.4.1 -> v1.4.2"),
+        "{}",
+        diagnosis.summary
+    );
+    // Uncordon waits for the rollback's verification: memory below 70% for 5m.
+    let at = |name: &str| inc.actions.iter().find(|a| a.action == name).unwrap().at_s;
+    assert!(at("uncordon_node") - at("rollout_undo") >= 300);
+    assert!(inc.resolved_at_s.is_some());
+    assert_eq!(r.time_to_detect_s, Some(r.signals[0].at_s - 600));
+}
+
+#[tokio::test]
+async fn the_pool_owner_is_the_root_cause_not_the_frontend_that_alerted_first() {
+    let r = replay("connection-pool-cascade.yaml").await;
+    assert_eq!(r.signals[0].signal, "latency_anomaly");
+    assert_eq!(r.signals[0].target, "Pod/shop/frontend-7c9d8-abc12");
+    let inc = &r.incidents[0];
+    assert_eq!(inc.root_cause.as_deref(), Some("Deployment/shop/orders"));
+    assert_eq!(
+        actions(&r),
+        vec![
+            act(
+                "capture_logs",
+                "Pod/shop/orders-6b7c8-ghi56",
+                ActionResult::Ok,
+                false
+            ),
+            act(
+                "rollout_restart",
+                "Deployment/shop/orders",
+                ActionResult::Ok,
+                false
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn observe_mode_dry_runs_and_escalates_but_changes_nothing() {
+    let r = replay("observe-mode-memory-leak.yaml").await;
+    assert_eq!(
+        actions(&r),
+        vec![act(
+            "cordon_node",
+            "Node/node-a",
+            ActionResult::DryRun,
+            false
+        )]
+    );
+    let esc = &r.incidents[0].escalations;
+    assert_eq!(esc.len(), 1);
+    assert!(
+        esc[0].reason.starts_with("observe mode"),
+        "{}",
+        esc[0].reason
+    );
+}
+
+#[tokio::test]
+async fn a_failed_verification_runs_the_rollback_and_escalates() {
+    let r = replay("rollback-when-verification-fails.yaml").await;
+    assert_eq!(
+        actions(&r),
+        vec![
+            act("cordon_node", "Node/node-a", ActionResult::Ok, false),
+            act(
+                "rollout_undo",
+                "Deployment/production/analytics-worker",
+                ActionResult::Ok,
+                false
+            ),
+            act("uncordon_node", "Node/node-a", ActionResult::Ok, true),
+        ]
+    );
+    let inc = &r.incidents[0];
+    assert!(
+        inc.escalations[0]
+            .reason
+            .contains("not verified within 20m")
+    );
+    // The v1.4.1 pod leaks too and is still firing: not resolved.
+    assert_eq!(inc.resolved_at_s, None);
+}
+
+#[tokio::test]
+async fn a_step_above_the_bound_is_escalated_with_the_plan_and_not_run() {
+    let r = replay("step-above-autonomy-bound.yaml").await;
+    assert_eq!(
+        actions(&r),
+        vec![act(
+            "capture_logs",
+            "Pod/shop/checkout-8d9e1-kq2zt",
+            ActionResult::Ok,
+            false
+        )]
+    );
+    let inc = &r.incidents[0];
+    assert_eq!(
+        inc.escalations[0].reason,
+        "risk above bound: step 2 (rollout_undo) is medium risk, autonomy allows up to low"
+    );
+    let plan_line = inc
+        .timeline
+        .iter()
+        .find(|t| t.text.contains("to people"))
+        .unwrap();
+    assert!(
+        plan_line
+            .text
+            .contains("2. rollout_undo Deployment/shop/checkout [medium]")
+    );
+}
+
+#[tokio::test]
+async fn wrong_expectations_fail_with_reasons() {
+    let path = fixtures_dir().join("memory-leak-after-deploy.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace(
+            "actions: [cordon_node, rollout_undo, uncordon_node]",
+            "actions: [drain_node]",
+        )
+        .replace("incidents: 1", "incidents: 2")
+        .replace("by: 20m", "by: 12m");
+    let loaded = Loaded::parse(&text, "edited.yaml").unwrap();
+    let r = replay_loaded(&loaded, &ReplayOptions::embedded())
+        .await
+        .unwrap();
+    assert!(!r.passed);
+    assert_eq!(
+        r.failures,
+        vec![
+            "expected 2 incident(s), got 1".to_string(),
+            "expected signal memory_leak on Pod/production/analytics-worker-7f8d9-x2k4p by 12m, it fired at 18m".to_string(),
+            "expected actions [drain_node], got [cordon_node, rollout_undo, uncordon_node]".to_string(),
+        ]
+    );
+}
