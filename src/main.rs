@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use medic::config::Config;
+use medic::playbook::schema::{SchemaKind, schema};
 use medic::playbook::{FindingLevel, Library, lint_sources};
 use medic::replay::{self, Loaded, ReplayOptions, Report, render};
 use std::path::PathBuf;
@@ -39,6 +40,16 @@ enum Command {
         /// medic.yaml to replay with (fixtures' `config:` is laid over it; default mode: enforce).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Print the action catalog reference (Markdown; docs/actions.md).
+    Catalog,
+    /// Print the JSON Schema of a document kind, or write all of them to a directory.
+    Schema {
+        #[arg(value_enum, required_unless_present = "write")]
+        kind: Option<SchemaKind>,
+        /// Write detector.json, playbook.json, document.json and config.json here.
+        #[arg(long, conflicts_with = "kind")]
+        write: Option<PathBuf>,
     },
     /// Check detector and playbook files; exits 1 when any has an error.
     Lint {
@@ -85,6 +96,11 @@ fn main() -> ExitCode {
                 })
             }
             Command::Lint { paths, format } => lint_command(paths, format),
+            Command::Schema { kind, write } => schema_command(kind, write),
+            Command::Catalog => {
+                print!("{}", medic::act::reference::markdown());
+                Ok(ExitCode::SUCCESS)
+            }
         }
     });
     match result {
@@ -182,4 +198,23 @@ fn lint_command(paths: Vec<PathBuf>, format: Format) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn schema_command(kind: Option<SchemaKind>, write: Option<PathBuf>) -> Result<ExitCode> {
+    let render = |k| serde_json::to_string_pretty(&schema(k)).map(|s| s + "\n");
+    match (kind, write) {
+        (_, Some(dir)) => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            for k in SchemaKind::ALL {
+                let path = dir.join(k.file_name());
+                std::fs::write(&path, render(k)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+        }
+        (Some(k), None) => print!("{}", render(k)?),
+        (None, None) => anyhow::bail!("name a kind or --write DIR"),
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -61,6 +61,10 @@ pub struct ActionSpec {
     pub mutating: bool,
     pub params: &'static [ParamSpec],
     pub description: &'static str,
+    /// The API permissions it needs: (apiGroup, resource, verbs).
+    pub rbac: &'static [(&'static str, &'static str, &'static [&'static str])],
+    /// How its effect is undone, for people reading a rollback section.
+    pub undo: &'static str,
 }
 
 const DELTA: ParamSpec = ParamSpec {
@@ -91,6 +95,8 @@ pub const CATALOG: &[ActionSpec] = &[
         mutating: false,
         params: &[],
         description: "Reads the last logs of the pod's containers (and the previous container's) into the incident.",
+        rbac: &[("", "pods", &["get"]), ("", "pods/log", &["get"])],
+        undo: "nothing to undo (read-only)",
     },
     ActionSpec {
         action: Action::CordonNode,
@@ -100,6 +106,8 @@ pub const CATALOG: &[ActionSpec] = &[
         mutating: true,
         params: &[],
         description: "Marks the node unschedulable (spec.unschedulable=true); running pods stay.",
+        rbac: &[("", "nodes", &["get", "patch"])],
+        undo: "`uncordon_node`",
     },
     ActionSpec {
         action: Action::UncordonNode,
@@ -109,6 +117,8 @@ pub const CATALOG: &[ActionSpec] = &[
         mutating: true,
         params: &[],
         description: "Marks the node schedulable again.",
+        rbac: &[("", "nodes", &["get", "patch"])],
+        undo: "`cordon_node`",
     },
     ActionSpec {
         action: Action::DrainNode,
@@ -118,6 +128,12 @@ pub const CATALOG: &[ActionSpec] = &[
         mutating: true,
         params: &[],
         description: "Cordons the node and evicts its pods through the Eviction API, skipping DaemonSet and mirror pods.",
+        rbac: &[
+            ("", "nodes", &["get", "patch"]),
+            ("", "pods", &["list"]),
+            ("", "pods/eviction", &["create"]),
+        ],
+        undo: "`uncordon_node` lets pods schedule there again; evicted pods are recreated elsewhere by their controllers, not moved back",
     },
     ActionSpec {
         action: Action::EvictPod,
@@ -127,6 +143,8 @@ pub const CATALOG: &[ActionSpec] = &[
         mutating: true,
         params: &[],
         description: "Evicts the pod through the Eviction API, so PodDisruptionBudgets are respected.",
+        rbac: &[("", "pods", &["get"]), ("", "pods/eviction", &["create"])],
+        undo: "none: the pod's controller replaces it",
     },
     ActionSpec {
         action: Action::DeletePod,
@@ -136,6 +154,8 @@ pub const CATALOG: &[ActionSpec] = &[
         mutating: true,
         params: &[],
         description: "Deletes the pod; refused unless a controller owns it and will replace it.",
+        rbac: &[("", "pods", &["get", "delete"])],
+        undo: "none: the pod's controller replaces it",
     },
     ActionSpec {
         action: Action::RolloutUndo,
@@ -145,6 +165,11 @@ pub const CATALOG: &[ActionSpec] = &[
         mutating: true,
         params: &[],
         description: "Rolls the Deployment back to its previous revision's pod template, as `kubectl rollout undo` does.",
+        rbac: &[
+            ("apps", "deployments", &["get", "patch"]),
+            ("apps", "replicasets", &["list"]),
+        ],
+        undo: "`rollout_undo` again returns to the revision it replaced",
     },
     ActionSpec {
         action: Action::RolloutRestart,
@@ -154,6 +179,8 @@ pub const CATALOG: &[ActionSpec] = &[
         mutating: true,
         params: &[],
         description: "Restarts the workload's pods with a rolling update, as `kubectl rollout restart` does.",
+        rbac: &[("apps", "deployments", &["get", "patch"])],
+        undo: "none: a restart cannot be undone",
     },
     ActionSpec {
         action: Action::Scale,
@@ -163,6 +190,11 @@ pub const CATALOG: &[ActionSpec] = &[
         mutating: true,
         params: &[DELTA, REPLICAS],
         description: "Changes the workload's replicas through the scale subresource.",
+        rbac: &[
+            ("apps", "deployments", &["get"]),
+            ("apps", "deployments/scale", &["get", "patch"]),
+        ],
+        undo: "`scale` with the opposite `delta`",
     },
     ActionSpec {
         action: Action::Escalate,
@@ -172,6 +204,8 @@ pub const CATALOG: &[ActionSpec] = &[
         mutating: false,
         params: &[REASON],
         description: "Stops the plan and hands the incident to people with the reason given.",
+        rbac: &[],
+        undo: "nothing to undo",
     },
 ];
 

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 mod executor;
+pub mod reference;
 
 pub use catalog::{Action, ActionSpec, CATALOG, TargetKind};
 pub use executor::{

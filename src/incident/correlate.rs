@@ -5,10 +5,11 @@ use super::{Incident, SignalRecord, Stage, Topology};
 use crate::cluster::ClusterSnapshot;
 use crate::model::{ObjectRef, Secs, format_secs};
 use crate::signal::Signal;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct CorrelationConfig {
     /// How far apart in the dependency graph two workloads may be and still

@@ -1,6 +1,8 @@
 //! Prometheus-style durations (`15s`, `1h30m`, `-47m`), held as whole seconds.
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +83,22 @@ pub struct Secs(pub i64);
 impl fmt::Display for Secs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&format_secs(self.0))
+    }
+}
+
+impl JsonSchema for Secs {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A Prometheus-style duration (15s, 5m, 1h30m) or a number of seconds",
+            "anyOf": [
+                {"type": "string", "pattern": "^-?([0-9]+[smhdw])+$|^0$"},
+                {"type": "integer"}
+            ]
+        })
     }
 }
 

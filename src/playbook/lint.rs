@@ -2,13 +2,13 @@
 //! finding naming file, line, column and field.
 
 use super::condition::EvalContext;
+use super::model::Document;
 use super::{API_VERSION, Condition, Playbook, PlaybookSpec, Step, StepSpec};
 use crate::act::catalog::{self, Action, ParamType};
 use crate::signal::{Detector, DetectorSpec};
 use crate::template::{self, Escape};
 use crate::yaml::{Positions, split_documents};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -47,29 +47,6 @@ impl fmt::Display for Finding {
         }
         Ok(())
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Document<S> {
-    #[allow(dead_code)]
-    api_version: String,
-    #[allow(dead_code)]
-    kind: String,
-    metadata: Metadata,
-    spec: S,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Metadata {
-    name: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    labels: BTreeMap<String, String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    annotations: BTreeMap<String, String>,
 }
 
 /// Collects findings for one document, turning field paths into positions.

@@ -6,6 +6,7 @@ mod embedded;
 mod library;
 mod lint;
 mod model;
+pub mod schema;
 
 pub use condition::{
     Condition, ConditionError, EvalContext, IncidentVars, OwnerVars, SignalVars, StepVars,
@@ -14,7 +15,7 @@ pub use condition::{
 pub use embedded::EMBEDDED;
 pub use library::{Library, LoadError, embedded_sources};
 pub use lint::{Finding, FindingLevel, lint_sources};
-pub use model::{Playbook, PlaybookSpec, Step, StepSpec, Trigger, WaitFor};
+pub use model::{Document, Metadata, Playbook, PlaybookSpec, Step, StepSpec, Trigger, WaitFor};
 
 /// The apiVersion of every medic document.
 pub const API_VERSION: &str = "medic.dev/v1alpha1";

@@ -3,10 +3,11 @@
 use super::Condition;
 use crate::act::Action;
 use crate::model::{Risk, Secs};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlaybookSpec {
     #[serde(default)]
@@ -22,7 +23,7 @@ pub struct PlaybookSpec {
     pub rollback: Option<Vec<StepSpec>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Trigger {
     /// The detector whose signal starts this playbook.
@@ -32,15 +33,17 @@ pub struct Trigger {
     pub when: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StepSpec {
     /// A name from the action catalog.
+    #[schemars(schema_with = "action_names")]
     pub action: String,
     pub risk: Risk,
     #[serde(default)]
     pub when: Option<String>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub params: BTreeMap<String, serde_yaml::Value>,
     #[serde(default)]
     pub wait_for: Option<WaitFor>,
@@ -48,13 +51,41 @@ pub struct StepSpec {
 
 /// Verification after a step: the query must return a result continuously
 /// for `for`, within `timeout` of the step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitFor {
     pub query: String,
     #[serde(default, rename = "for")]
     pub for_: Secs,
     pub timeout: Secs,
+}
+
+fn action_names(_: &mut SchemaGenerator) -> Schema {
+    let names: Vec<&str> = crate::act::CATALOG.iter().map(|a| a.name).collect();
+    json_schema!({"type": "string", "enum": names})
+}
+
+/// A medic document as written: `Document<DetectorSpec>` is a Detector,
+/// `Document<PlaybookSpec>` a Playbook.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Document<S> {
+    /// Always `medic.dev/v1alpha1`.
+    pub api_version: String,
+    /// `Detector` or `Playbook`.
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: S,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// A linted playbook with its conditions compiled.

@@ -2,6 +2,7 @@
 
 use crate::model::{ObjectRef, Secs, Severity};
 use crate::template::{self, Escape, TemplateError};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ pub struct Detector {
     pub spec: DetectorSpec,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DetectorSpec {
     pub severity: Severity,
@@ -32,7 +33,7 @@ pub struct DetectorSpec {
     pub keep_firing_for: Secs,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetTemplate {
     pub kind: String,
