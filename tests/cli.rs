@@ -141,7 +141,7 @@ spec:
   trigger: {signal: crash_loop, when: "tagret.kind == 'Pod'"}
   maxAutonomousRisk: medium
   steps:
-    - {action: capture_logs, risk: none}
+    - {action: capture_logs, risk: none, when: "1 > 2"}
     - {action: rollback_undo, risk: medium}
     - {action: drain_node, risk: low}
     - action: scale
@@ -183,6 +183,14 @@ fn lint_points_at_each_mistake() {
         ),
         format!("{f}:14:17: error: spec.steps[3].waitFor.query: PromQL does not parse"),
         format!("{f}:22:3: error: spec.stpes: unknown field `stpes`"),
+        format!(
+            "{f}:8:42: warning: spec.steps[0].when: `1 > 2` is always false: this never happens"
+        ),
+        format!(
+            "{f}:4:1: warning: spec: the playbook changes the cluster but says nothing about rollback"
+        ),
+        // The source line and a caret under the column.
+        "\n 9 |     - {action: rollback_undo, risk: medium}\n   |        ^".to_string(),
     ] {
         assert!(out.contains(&expected), "missing:\n{expected}\nin:\n{out}");
     }
@@ -202,8 +210,19 @@ fn lint_json_is_machine_readable() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     let findings: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let first = &findings[0];
-    assert_eq!(first["level"], "error");
-    assert_eq!(first["line"], 5);
-    assert_eq!(first["field"], "spec.trigger.when");
+    let when = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["field"] == "spec.trigger.when")
+        .unwrap();
+    assert_eq!(when["level"], "error");
+    assert_eq!(
+        (when["line"].as_u64(), when["column"].as_u64()),
+        (Some(5), Some(33))
+    );
+    assert_eq!(
+        when["snippet"],
+        "  trigger: {signal: crash_loop, when: \"tagret.kind == 'Pod'\"}"
+    );
 }

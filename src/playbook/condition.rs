@@ -150,6 +150,11 @@ impl Condition {
         })
     }
 
+    /// Whether it reads no variable, so its value never changes.
+    pub fn is_constant(&self) -> bool {
+        self.program.references().variables().is_empty()
+    }
+
     pub fn source(&self) -> &str {
         &self.source
     }

@@ -29,6 +29,9 @@ pub struct Finding {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// The source line the finding points at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<String>,
 }
 
 impl fmt::Display for Finding {
@@ -44,6 +47,17 @@ impl fmt::Display for Finding {
         f.write_str(&self.message)?;
         if let Some(hint) = &self.hint {
             write!(f, " (hint: {hint})")?;
+        }
+        if let Some(snippet) = &self.snippet {
+            let gutter = self.line.to_string().len();
+            write!(
+                f,
+                "\n {:>gutter$} | {snippet}\n {:>gutter$} | {:>col$}",
+                self.line,
+                "",
+                "^",
+                col = self.column
+            )?;
         }
         Ok(())
     }
@@ -68,6 +82,7 @@ impl DocLinter<'_> {
             field: field.to_string(),
             message,
             hint,
+            snippet: None,
         });
     }
 
@@ -93,7 +108,15 @@ impl DocLinter<'_> {
             return Some(None);
         };
         match Condition::compile(source) {
-            Ok(c) => Some(Some(c)),
+            Ok(c) => {
+                if c.is_constant() && c.eval(&EvalContext::default()) == Ok(false) {
+                    self.warning(
+                        field,
+                        format!("`{source}` is always false: this never happens"),
+                    );
+                }
+                Some(Some(c))
+            }
             Err(e) => {
                 self.error_hint(
                     field,
@@ -167,8 +190,17 @@ pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Detector>, Vec<Playboo
                 field: "spec.trigger.signal".into(),
                 message: format!("no detector named `{}`", p.spec.trigger.signal),
                 hint: Some(format!("known detectors: {}", known.join(", "))),
+                snippet: None,
             });
         }
+    }
+    findings.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    for f in &mut findings {
+        f.snippet = sources
+            .iter()
+            .find(|(name, _)| name == &f.file)
+            .and_then(|(_, text)| text.lines().nth(f.line.saturating_sub(1)))
+            .map(|l| l.trim_end().to_string());
     }
     (
         detectors,
@@ -190,6 +222,7 @@ fn parse_document(l: &mut DocLinter<'_>, text: &str) -> Option<Parsed> {
                 field: String::new(),
                 message: format!("not valid YAML: {e}"),
                 hint: None,
+                snippet: None,
             });
             return None;
         }
@@ -272,6 +305,18 @@ fn lint_playbook(l: &mut DocLinter<'_>, name: String, spec: PlaybookSpec) -> Opt
         l.error("spec.steps", "a playbook needs at least one step");
     }
     let steps = lint_steps(l, "spec.steps", &spec.steps);
+    for (i, s) in spec.steps.iter().enumerate() {
+        let mutating = Action::from_name(&s.action).is_some_and(|a| a.spec().mutating);
+        if mutating && s.risk > spec.max_autonomous_risk {
+            l.warning(
+                &format!("spec.steps[{i}].risk"),
+                format!(
+                    "{} risk is above the playbook's maxAutonomousRisk ({}): this step always waits for approval",
+                    s.risk, spec.max_autonomous_risk
+                ),
+            );
+        }
+    }
     let rollback = lint_steps(
         l,
         "spec.rollback",
@@ -436,4 +481,51 @@ fn lint_step(l: &mut DocLinter<'_>, at: &str, s: &StepSpec) -> Option<Step> {
         params: s.params.clone(),
         wait_for: s.wait_for.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DETECTOR: &str = "apiVersion: medic.dev/v1alpha1\nkind: Detector\nmetadata: {name: d}\nspec: {severity: high, query: up == 0, target: {kind: Node, name: '{{ node }}'}}\n";
+
+    fn lint(playbook: &str) -> Vec<Finding> {
+        let sources = vec![
+            ("d.yaml".to_string(), DETECTOR.to_string()),
+            ("p.yaml".to_string(), playbook.to_string()),
+        ];
+        lint_sources(&sources).2
+    }
+
+    #[test]
+    fn warns_about_legal_but_risky_patterns() {
+        let findings = lint(
+            "apiVersion: medic.dev/v1alpha1\nkind: Playbook\nmetadata: {name: p}\nspec:\n  trigger: {signal: d}\n  maxAutonomousRisk: low\n  steps:\n    - {action: drain_node, risk: high}\n  rollback: [{action: uncordon_node, risk: low}]\n",
+        );
+        let messages: Vec<(FindingLevel, &str, usize)> = findings
+            .iter()
+            .map(|f| (f.level, f.field.as_str(), f.line))
+            .collect();
+        assert_eq!(
+            messages,
+            vec![
+                (FindingLevel::Warning, "spec.steps[0]", 8),
+                (FindingLevel::Warning, "spec.steps[0].risk", 8),
+            ]
+        );
+        assert!(findings[0].message.contains("no waitFor"));
+        assert!(findings[1].message.contains("always waits for approval"));
+    }
+
+    #[test]
+    fn a_trigger_on_an_unknown_detector_is_an_error() {
+        let findings = lint(
+            "apiVersion: medic.dev/v1alpha1\nkind: Playbook\nmetadata: {name: p}\nspec:\n  trigger: {signal: nope}\n  maxAutonomousRisk: low\n  steps: [{action: capture_logs, risk: none}]\n",
+        );
+        assert_eq!(findings.len(), 1);
+        assert_eq!(
+            findings[0].to_string().lines().next().unwrap(),
+            "p.yaml:5:13: error: spec.trigger.signal: no detector named `nope` (hint: known detectors: d)"
+        );
+    }
 }
