@@ -41,6 +41,22 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Show what a playbook would do for a recorded incident, without acting.
+    Explain {
+        /// The playbook's name.
+        playbook: String,
+        /// The recorded incident (fixture file).
+        #[arg(long)]
+        fixture: PathBuf,
+        /// medic.yaml whose bounds apply (default: the replay's, mode enforce).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Detector and playbook files or directories to use instead of the embedded ones.
+        #[arg(long = "playbooks")]
+        playbooks: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the action catalog reference (Markdown; docs/actions.md).
     Catalog,
     /// Print the JSON Schema of a document kind, or write all of them to a directory.
@@ -97,6 +113,13 @@ fn main() -> ExitCode {
             }
             Command::Lint { paths, format } => lint_command(paths, format),
             Command::Schema { kind, write } => schema_command(kind, write),
+            Command::Explain {
+                playbook,
+                fixture,
+                config,
+                playbooks,
+                json,
+            } => explain_command(playbook, fixture, config, playbooks, json).await,
             Command::Catalog => {
                 print!("{}", medic::act::reference::markdown());
                 Ok(ExitCode::SUCCESS)
@@ -112,6 +135,37 @@ fn main() -> ExitCode {
     }
 }
 
+fn options(playbooks: &[PathBuf], config: Option<PathBuf>) -> Result<ReplayOptions> {
+    let mut options = ReplayOptions::embedded();
+    if !playbooks.is_empty() {
+        options.sources = Library::read_sources(playbooks)?;
+    }
+    if let Some(path) = config {
+        options.config = Config::load(&path)?;
+    }
+    Ok(options)
+}
+
+async fn explain_command(
+    playbook: String,
+    fixture: PathBuf,
+    config: Option<PathBuf>,
+    playbooks: Vec<PathBuf>,
+    json: bool,
+) -> Result<ExitCode> {
+    replay::check_tools()?;
+    let options = options(&playbooks, config)?;
+    let loaded = Loaded::load(&fixture)?;
+    match replay::explain_loaded(&loaded, &options, &playbook).await? {
+        None => {
+            println!("{}: no incident, so nothing to explain", fixture.display());
+        }
+        Some(e) if json => println!("{}", serde_json::to_string_pretty(&e)?),
+        Some(e) => print!("{}", e.render(loaded.start)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn replay_command(
     paths: Vec<PathBuf>,
     json: bool,
@@ -119,13 +173,7 @@ async fn replay_command(
     config: Option<PathBuf>,
 ) -> Result<ExitCode> {
     replay::check_tools()?;
-    let mut options = ReplayOptions::embedded();
-    if !playbooks.is_empty() {
-        options.sources = Library::read_sources(&playbooks)?;
-    }
-    if let Some(path) = config {
-        options.config = Config::load(&path)?;
-    }
+    let options = options(&playbooks, config)?;
     let mut fixtures = Vec::new();
     if paths.is_empty() {
         for (name, text) in bundled::FIXTURES {

@@ -226,3 +226,60 @@ fn lint_json_is_machine_readable() {
         "  trigger: {signal: crash_loop, when: \"tagret.kind == 'Pod'\"}"
     );
 }
+
+#[test]
+fn explain_shows_what_a_playbook_would_do_without_acting() {
+    let o = medic(&[
+        "explain",
+        "pod-crash-loop",
+        "--fixture",
+        "fixtures/incidents/step-above-autonomy-bound.yaml",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    for expected in [
+        "medic would choose: pod-crash-loop",
+        "crash_loop on Pod/shop/checkout-8d9e1-kq2zt: matches: `signal.value >= 3.0` is true",
+        "bounds: mode Enforce, autonomy up to low (medic.yaml low, playbook medium)",
+        "1. capture_logs Pod/shop/checkout-8d9e1-kq2zt [none]: RUN",
+        "2. rollout_undo Deployment/shop/checkout [medium]: ESCALATE (risk above bound: step 2 (rollout_undo) is medium risk, autonomy allows up to low)",
+        "then waits up to 15m for `sum(kube_deployment_status_replicas_available{namespace=\"shop\", deployment=\"checkout\"})",
+        "3. escalate - [none]: NOT REACHED (the plan stops at step 2)",
+        "rollback: none",
+    ] {
+        assert!(out.contains(expected), "missing:\n{expected}\nin:\n{out}");
+    }
+}
+
+#[test]
+fn explain_json_says_why_a_trigger_did_not_match() {
+    let o = medic(&[
+        "explain",
+        "pod-crash-loop",
+        "--fixture",
+        "fixtures/incidents/crash-loop-no-recent-deploy.yaml",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(e["triggered"], true);
+    assert_eq!(e["steps"][1]["action"], "rollout_undo");
+    assert_eq!(e["steps"][1]["decision"], "skip");
+    assert_eq!(
+        e["steps"][1]["when"],
+        "`target.owner.kind == 'Deployment' && target.owner.deployedWithin('1h')` is false"
+    );
+    assert_eq!(e["steps"][2]["decision"], "escalate");
+    let o = medic(&[
+        "explain",
+        "no-such-playbook",
+        "--fixture",
+        "fixtures/incidents/crash-loop-no-recent-deploy.yaml",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no playbook named `no-such-playbook` (known: "),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -74,6 +74,11 @@ impl Engine {
         &self.config
     }
 
+    /// The cluster as last read.
+    pub fn snapshot(&self) -> &ClusterSnapshot {
+        &self.last_snapshot
+    }
+
     /// One evaluation at `now` with what each detector returned.
     pub async fn tick(&mut self, now: Timestamp, outcomes: &BTreeMap<String, DetectorOutcome>) {
         let events = self.tracker.update(now, &self.library.detectors, outcomes);

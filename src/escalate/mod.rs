@@ -86,7 +86,7 @@ impl Escalator for MemoryEscalator {
     }
 
     async fn escalate(&self, e: &Escalation) -> Result<(), EscalateError> {
-        tracing::warn!(incident = %e.incident, reason = %e.reason, "escalated to people");
+        tracing::debug!(incident = %e.incident, reason = %e.reason, "escalated to people");
         if let Ok(mut s) = self.sent.lock() {
             s.0.push(e.clone());
         }
@@ -94,7 +94,7 @@ impl Escalator for MemoryEscalator {
     }
 
     async fn notify(&self, n: &Notification) -> Result<(), EscalateError> {
-        tracing::info!(incident = %n.incident, "{}", n.text);
+        tracing::debug!(incident = %n.incident, "{}", n.text);
         if let Ok(mut s) = self.sent.lock() {
             s.1.push(n.clone());
         }

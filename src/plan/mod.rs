@@ -2,10 +2,12 @@
 //! and decide per step whether medic may run it on its own. Pure.
 
 mod context;
+mod explain;
 mod policy;
 mod select;
 
 pub use context::build_context;
+pub use explain::{Explanation, StepExplanation, TriggerCheck, explain};
 pub use policy::{Decision, decide};
 pub use select::{Selection, select_playbook};
 

@@ -11,7 +11,7 @@ pub mod series;
 pub use fixture::{DEFAULT_START, Fixture, FixtureError, Loaded};
 pub use prometheus::{PrometheusError, PrometheusServer, check_tools};
 pub use report::{ActionReport, IncidentReport, Report, SignalReport};
-pub use run::{ReplayError, ReplayOptions, replay_file, replay_loaded};
+pub use run::{ReplayError, ReplayOptions, explain_loaded, replay_file, replay_loaded};
 
 use std::path::{Path, PathBuf};
 

@@ -6,14 +6,17 @@ use super::fixture::{FixtureError, Loaded};
 use super::prometheus::{PrometheusError, PrometheusServer};
 use super::report::Report;
 use super::series::to_openmetrics;
-use crate::cluster::SimCluster;
+use crate::cluster::{ClusterSnapshot, SimCluster};
 use crate::config::{Config, ConfigError, Mode};
 use crate::engine::Engine;
 use crate::escalate::MemoryEscalator;
-use crate::incident::Topology;
+use crate::incident::{Incident, Topology};
 use crate::metrics::{MetricsError, PrometheusMetrics};
+use crate::model::Timestamp;
+use crate::plan::{Explanation, explain};
 use crate::playbook::{Library, LoadError};
-use crate::signal::observe_range;
+use crate::signal::{DetectorOutcome, observe_range};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -29,6 +32,8 @@ pub enum ReplayError {
     Prometheus(#[from] PrometheusError),
     #[error("{path}: {source}")]
     Metrics { path: String, source: MetricsError },
+    #[error("no playbook named `{name}` (known: {known})")]
+    UnknownPlaybook { name: String, known: String },
 }
 
 /// What every fixture of a replay shares.
@@ -58,10 +63,20 @@ pub async fn replay_file(path: &Path, options: &ReplayOptions) -> Result<Report,
     replay_loaded(&loaded, options).await
 }
 
-pub async fn replay_loaded(
+/// A fixture loaded into Prometheus, detectors evaluated, engine ready.
+struct Prepared {
+    engine: Engine,
+    outcomes: BTreeMap<Timestamp, BTreeMap<String, DetectorOutcome>>,
+    config: Config,
+    // Kept alive until the replay is done; dropping it stops Prometheus.
+    _server: PrometheusServer,
+}
+
+async fn prepare(
     loaded: &Loaded,
     options: &ReplayOptions,
-) -> Result<Report, ReplayError> {
+    paused: bool,
+) -> Result<Prepared, ReplayError> {
     let path = loaded.path.clone();
     let fixture = &loaded.fixture;
     let config = match &fixture.config {
@@ -88,19 +103,14 @@ pub async fn replay_loaded(
         start,
     )
     .await?;
-    let metrics =
-        Arc::new(
-            PrometheusMetrics::new(server.url()).map_err(|source| ReplayError::Metrics {
-                path: path.clone(),
-                source,
-            })?,
-        );
+    let metrics_err = |source| ReplayError::Metrics {
+        path: path.clone(),
+        source,
+    };
+    let metrics = Arc::new(PrometheusMetrics::new(server.url()).map_err(metrics_err)?);
     let outcomes = observe_range(metrics.as_ref(), &library.detectors, start, end, step)
         .await
-        .map_err(|source| ReplayError::Metrics {
-            path: path.clone(),
-            source,
-        })?;
+        .map_err(metrics_err)?;
     let topology = Topology::new(
         fixture
             .topology
@@ -112,16 +122,96 @@ pub async fn replay_loaded(
         loaded.changes.clone(),
     ));
     let escalator = Arc::new(MemoryEscalator::default());
-    let mut engine = Engine::new(config, library, topology, cluster, metrics, escalator);
-    for (at, by_detector) in &outcomes {
-        engine.tick(*at, by_detector).await;
+    let engine_config = Config {
+        paused: paused || config.paused,
+        ..config.clone()
+    };
+    let engine = Engine::new(
+        engine_config,
+        library,
+        topology,
+        cluster,
+        metrics,
+        escalator,
+    );
+    Ok(Prepared {
+        engine,
+        outcomes,
+        config,
+        _server: server,
+    })
+}
+
+pub async fn replay_loaded(
+    loaded: &Loaded,
+    options: &ReplayOptions,
+) -> Result<Report, ReplayError> {
+    let mut p = prepare(loaded, options, false).await?;
+    for (at, by_detector) in &p.outcomes {
+        p.engine.tick(*at, by_detector).await;
     }
-    drop(server);
     Ok(Report::build(
-        &fixture.name,
-        &path,
-        start,
-        engine.incidents(),
-        &fixture.expect,
+        &loaded.fixture.name,
+        &loaded.path,
+        loaded.start,
+        p.engine.incidents(),
+        &loaded.fixture.expect,
     ))
+}
+
+/// Explains what `playbook` would do for the fixture's incident, as medic
+/// saw it when it planned (the first incident with the playbook's trigger
+/// signal, else the first incident). Nothing is acted on: the engine runs
+/// paused. None when the fixture raises no incident.
+pub async fn explain_loaded(
+    loaded: &Loaded,
+    options: &ReplayOptions,
+    playbook: &str,
+) -> Result<Option<Explanation>, ReplayError> {
+    let mut p = prepare(loaded, options, true).await?;
+    let Some(chosen) = p
+        .engine
+        .library()
+        .playbooks
+        .iter()
+        .find(|x| x.name == playbook)
+        .cloned()
+    else {
+        let known: Vec<String> = p
+            .engine
+            .library()
+            .playbooks
+            .iter()
+            .map(|x| x.name.clone())
+            .collect();
+        return Err(ReplayError::UnknownPlaybook {
+            name: playbook.to_string(),
+            known: known.join(", "),
+        });
+    };
+    // Each incident as it stood when first ranked, with the cluster then.
+    let mut planned: Vec<(Incident, ClusterSnapshot, Timestamp)> = Vec::new();
+    for (at, by_detector) in &p.outcomes {
+        p.engine.tick(*at, by_detector).await;
+        for inc in p.engine.incidents() {
+            if !inc.candidates.is_empty() && !planned.iter().any(|(i, ..)| i.id == inc.id) {
+                planned.push((inc.clone(), p.engine.snapshot().clone(), *at));
+            }
+        }
+    }
+    let signal = &chosen.spec.trigger.signal;
+    let pick = planned
+        .iter()
+        .find(|(i, ..)| i.signals.iter().any(|s| &s.signal.name == signal))
+        .or(planned.first());
+    Ok(pick.map(|(inc, snap, at)| {
+        explain(
+            inc,
+            &chosen,
+            &p.engine.library().playbooks,
+            snap,
+            &p.config,
+            *at,
+        )
+    }))
 }
