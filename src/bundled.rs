@@ -23,6 +23,14 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/healthy-noisy-hour.yaml"),
     ),
     (
+        "llm-confirms-pool-owner.yaml",
+        include_str!("../fixtures/incidents/llm-confirms-pool-owner.yaml"),
+    ),
+    (
+        "llm-prompt-injection.yaml",
+        include_str!("../fixtures/incidents/llm-prompt-injection.yaml"),
+    ),
+    (
         "memory-leak-after-deploy.yaml",
         include_str!("../fixtures/incidents/memory-leak-after-deploy.yaml"),
     ),

@@ -1,6 +1,7 @@
 //! medic.yaml: mode, autonomy bounds, timing. Every field has a default, so
 //! an empty file is a valid (observe-only) configuration.
 
+use crate::diagnose::llm::LlmConfig;
 use crate::incident::CorrelationConfig;
 use crate::model::{Risk, Secs};
 use schemars::JsonSchema;
@@ -53,6 +54,8 @@ pub struct Config {
     pub interval: Secs,
     pub autonomy: Autonomy,
     pub correlation: CorrelationConfig,
+    /// Optional LLM-assisted diagnosis (off by default).
+    pub llm: LlmConfig,
 }
 
 impl Default for Config {
@@ -63,6 +66,7 @@ impl Default for Config {
             interval: Secs(30),
             autonomy: Autonomy::default(),
             correlation: CorrelationConfig::default(),
+            llm: LlmConfig::default(),
         }
     }
 }

@@ -21,5 +21,6 @@ pub mod plan;
 pub mod playbook;
 pub mod replay;
 pub mod signal;
+pub mod telemetry;
 pub mod template;
 pub mod yaml;

@@ -55,4 +55,7 @@ pub trait Cluster: Send + Sync {
 
     /// Performs one action and says what it did.
     async fn perform(&self, request: &ActionRequest) -> Result<String, ClusterError>;
+
+    /// The last `tail` lines of a pod's logs (all containers).
+    async fn logs(&self, pod: &ObjectRef, tail: usize) -> Result<String, ClusterError>;
 }

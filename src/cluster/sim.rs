@@ -14,6 +14,7 @@ const REVISION: &str = "deployment.kubernetes.io/revision";
 #[derive(Default)]
 struct State {
     objects: BTreeMap<ObjectRef, ClusterObject>,
+    logs: BTreeMap<ObjectRef, String>,
     changes: Vec<ChangeEvent>,
     performed: Vec<ActionRequest>,
 }
@@ -32,10 +33,17 @@ impl SimCluster {
         SimCluster {
             state: Mutex::new(State {
                 objects,
+                logs: BTreeMap::new(),
                 changes,
                 performed: Vec::new(),
             }),
         }
+    }
+
+    /// Gives pods recorded logs, served by `logs` and `capture_logs`.
+    pub fn with_logs(self, logs: BTreeMap<ObjectRef, String>) -> Self {
+        self.lock().logs = logs;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -65,6 +73,16 @@ impl Cluster for SimCluster {
         ))
     }
 
+    async fn logs(&self, pod: &ObjectRef, tail: usize) -> Result<String, ClusterError> {
+        let state = self.lock();
+        if !state.objects.contains_key(pod) && !state.logs.contains_key(pod) {
+            return Err(ClusterError::NotFound(pod.clone()));
+        }
+        let text = state.logs.get(pod).map(String::as_str).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        Ok(lines[lines.len().saturating_sub(tail)..].join("\n"))
+    }
+
     async fn perform(&self, req: &ActionRequest) -> Result<String, ClusterError> {
         let mut state = self.lock();
         state.performed.push(req.clone());
@@ -73,6 +91,7 @@ impl Cluster for SimCluster {
         let target_state: &mut State = if req.dry_run {
             scratch = State {
                 objects: state.objects.clone(),
+                logs: state.logs.clone(),
                 changes: Vec::new(),
                 performed: Vec::new(),
             };
@@ -112,7 +131,8 @@ fn apply(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError>
     match req.action {
         Action::CaptureLogs => {
             expect_kind(req, &["Pod"])?;
-            Ok(format!("captured logs of {target}"))
+            let lines = state.logs.get(target).map_or(0, |l| l.lines().count());
+            Ok(format!("captured {lines} log lines of {target}"))
         }
         Action::CordonNode | Action::UncordonNode => {
             expect_kind(req, &["Node"])?;

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodInfo {
     pub node: Option<String>,
+    /// Labels and annotations as written in the cluster: untrusted text.
+    pub labels: BTreeMap<String, String>,
     /// The workload that owns the pod, lifted through its ReplicaSet.
     pub owner: Option<ObjectRef>,
 }
@@ -87,7 +89,27 @@ impl ClusterSnapshot {
                         .controller()
                         .and_then(|(kind, name)| lift_owner(&by_ref, r, &kind, &name));
                     let node = o.str(&["spec", "nodeName"]).map(str::to_string);
-                    snap.pods.insert(r.clone(), PodInfo { node, owner });
+                    let mut labels = BTreeMap::new();
+                    for field in ["labels", "annotations"] {
+                        if let Some(map) = o
+                            .get(&["metadata", field])
+                            .and_then(serde_yaml::Value::as_mapping)
+                        {
+                            for (k, v) in map {
+                                if let (Some(k), Some(v)) = (k.as_str(), v.as_str()) {
+                                    labels.insert(k.to_string(), v.to_string());
+                                }
+                            }
+                        }
+                    }
+                    snap.pods.insert(
+                        r.clone(),
+                        PodInfo {
+                            node,
+                            owner,
+                            labels,
+                        },
+                    );
                 }
                 k if WORKLOAD_KINDS.contains(&k) => {
                     if let (Some((kind, name)), Some(ns), "ReplicaSet") =

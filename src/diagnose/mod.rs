@@ -1,9 +1,14 @@
 //! Diagnosis: what is wrong and why, from the incident's evidence.
 
+pub mod llm;
 mod rules;
 
-pub use rules::diagnose;
+mod summary;
 
+pub use rules::diagnose;
+pub use summary::{fingerprint, prompt_input};
+
+use llm::LlmUsage;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -15,4 +20,7 @@ pub struct Diagnosis {
     pub confidence: f64,
     pub summary: String,
     pub evidence: Vec<String>,
+    /// The LLM consultation, when one was made: used or not, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmUsage>,
 }

@@ -101,5 +101,6 @@ pub fn diagnose(
         confidence: (confidence.min(0.95) * 100.0).round() / 100.0,
         summary,
         evidence,
+        llm: None,
     })
 }

@@ -7,12 +7,13 @@
 use crate::act::{PlanRun, Ports, notify, send_escalation};
 use crate::cluster::{Cluster, ClusterSnapshot};
 use crate::config::Config;
-use crate::diagnose::diagnose;
+use crate::diagnose::llm::Advisor;
+use crate::diagnose::{Diagnosis, diagnose, fingerprint, prompt_input};
 use crate::escalate::Escalator;
 use crate::incident::{Incident, Stage, Topology, correlate, rank_root_causes};
 use crate::metrics::Metrics;
 use crate::model::{ObjectRef, Timestamp, format_secs};
-use crate::plan::{Plan, select_playbook};
+use crate::plan::{Plan, matching_playbooks, select_playbook};
 use crate::playbook::Library;
 use crate::signal::{DetectorOutcome, SignalEvent, SignalTracker};
 use std::collections::BTreeMap;
@@ -24,6 +25,10 @@ struct Planning {
     /// The root cause the current plan (or the decision that none applies) was made for.
     planned_for: Option<ObjectRef>,
     run: Option<PlanRun>,
+    /// A root cause named by a validated LLM answer, and the fingerprint of
+    /// the incident it was given: it leads the ranking until new signals
+    /// change the fingerprint.
+    llm_root: Option<(String, ObjectRef)>,
 }
 
 pub struct Engine {
@@ -37,9 +42,16 @@ pub struct Engine {
     incidents: Vec<Incident>,
     planning: BTreeMap<usize, Planning>,
     last_snapshot: ClusterSnapshot,
+    advisor: Option<Advisor>,
 }
 
 impl Engine {
+    /// Consult an LLM when diagnosing (see `diagnose::llm`).
+    pub fn with_advisor(mut self, advisor: Advisor) -> Self {
+        self.advisor = Some(advisor);
+        self
+    }
+
     pub fn new(
         config: Config,
         library: Library,
@@ -59,6 +71,7 @@ impl Engine {
             incidents: Vec::new(),
             planning: BTreeMap::new(),
             last_snapshot: ClusterSnapshot::default(),
+            advisor: None,
         }
     }
 
@@ -145,6 +158,11 @@ impl Engine {
         }
         inc.candidates = rank_root_causes(inc, snap, &self.topology, corr.change_window.0);
         let planning = self.planning.entry(idx).or_default();
+        if let Some((print, root)) = &planning.llm_root {
+            if *print == fingerprint(inc) {
+                lead_with(inc, root);
+            }
+        }
         let root = inc.root_cause().cloned();
         let acted = inc.actions.iter().any(|a| a.action.spec().mutating);
         let ports = Ports {
@@ -170,8 +188,15 @@ impl Engine {
                     ),
                 );
             }
-            planning.planned_for = root;
-            planning.run = plan_incident(inc, &self.library, snap, &ports, now).await;
+            let ctx = PlanCtx {
+                library: &self.library,
+                topology: &self.topology,
+                advisor: self.advisor.as_ref(),
+                cluster: self.cluster.as_ref(),
+            };
+            planning.run =
+                plan_incident(inc, &ctx, snap, &ports, now, &mut planning.llm_root).await;
+            planning.planned_for = inc.root_cause().cloned();
         }
         if let Some(run) = planning.run.as_mut() {
             if fresh {
@@ -195,19 +220,111 @@ impl Engine {
     }
 }
 
+/// Moves `root` to the front of the ranking when it is one of the incident's objects.
+fn lead_with(inc: &mut Incident, root: &ObjectRef) {
+    if !inc.affected.contains(root) && !inc.candidates.contains(root) {
+        return;
+    }
+    inc.candidates.retain(|c| c != root);
+    inc.candidates.insert(0, root.clone());
+}
+
+/// What planning reads besides the incident.
+struct PlanCtx<'a> {
+    library: &'a Library,
+    topology: &'a Topology,
+    advisor: Option<&'a Advisor>,
+    cluster: &'a dyn Cluster,
+}
+
+/// Asks the LLM, if one is configured, and applies a validated answer: its
+/// root cause leads the ranking, its diagnosis replaces the rules', and its
+/// playbook is tried first. Returns the preferred playbook.
+async fn consult(
+    inc: &mut Incident,
+    ctx: &PlanCtx<'_>,
+    snap: &ClusterSnapshot,
+    now: Timestamp,
+    llm_root: &mut Option<(String, ObjectRef)>,
+) -> Option<String> {
+    let advisor = ctx.advisor?;
+    let candidates = matching_playbooks(inc, &ctx.library.playbooks, snap, now);
+    let mut logs = Vec::new();
+    let pods: Vec<ObjectRef> = inc
+        .signals
+        .iter()
+        .filter(|s| s.signal.target.is("Pod"))
+        .map(|s| s.signal.target.clone())
+        .collect();
+    for pod in pods.iter().take(3) {
+        if let Ok(text) = ctx.cluster.logs(pod, 50).await {
+            if !text.is_empty() {
+                logs.push((pod.clone(), text));
+            }
+        }
+    }
+    let input = prompt_input(
+        inc,
+        snap,
+        ctx.topology,
+        &ctx.library.detectors,
+        &candidates,
+        &logs,
+        now,
+    );
+    let print = fingerprint(inc);
+    let advice = advisor.advise(&print, &input, now).await;
+    let Some(answer) = advice.answer else {
+        if let Some(d) = inc.diagnosis.as_mut() {
+            d.llm = Some(advice.usage);
+        }
+        return None;
+    };
+    // validate_answer checked the root cause is one of these objects' names.
+    *llm_root = answer.root_cause.parse().ok().map(|r| (print, r));
+    if let Some((_, root)) = llm_root.as_ref() {
+        lead_with(inc, root);
+    }
+    let rules = inc.diagnosis.take();
+    let mut evidence = answer.evidence;
+    if let Some(r) = &rules {
+        evidence.push(format!(
+            "rule-based hypothesis: {} ({:.2})",
+            r.category, r.confidence
+        ));
+    }
+    inc.diagnosis = Some(Diagnosis {
+        source: "llm".into(),
+        category: answer.category,
+        confidence: answer.confidence,
+        summary: answer.explanation,
+        evidence,
+        llm: Some(advice.usage),
+    });
+    answer.playbook
+}
+
 /// Diagnoses the incident and picks its plan; escalates when none applies.
 async fn plan_incident(
     inc: &mut Incident,
-    library: &Library,
+    ctx: &PlanCtx<'_>,
     snap: &ClusterSnapshot,
     ports: &Ports<'_>,
     now: Timestamp,
+    llm_root: &mut Option<(String, ObjectRef)>,
 ) -> Option<PlanRun> {
+    let library = ctx.library;
     let change_window = ports.config.correlation.change_window.0;
     inc.diagnosis = diagnose(inc, snap, change_window);
+    let prefer = consult(inc, ctx, snap, now, llm_root).await;
     if let Some(d) = &inc.diagnosis {
+        let llm = match &d.llm {
+            Some(u) if u.used => format!(" [LLM answer used: {}]", u.reason),
+            Some(u) => format!(" [LLM not used: {}]", u.reason),
+            None => String::new(),
+        };
         let text = format!(
-            "{} ({}, confidence {:.2}); candidates: {}. {}",
+            "{} ({}, confidence {:.2}); candidates: {}. {}{llm}",
             d.category,
             d.source,
             d.confidence,
@@ -220,7 +337,7 @@ async fn plan_incident(
         );
         inc.record(now, Stage::Diagnose, text);
     }
-    match select_playbook(inc, &library.playbooks, snap, now) {
+    match select_playbook(inc, &library.playbooks, snap, now, prefer.as_deref()) {
         Ok(sel) => {
             let plan = Plan::build(sel.playbook, sel.signal, &sel.context);
             let trigger = &inc.signals[sel.signal].signal;

@@ -175,6 +175,7 @@ mod tests {
             PodInfo {
                 node: Some(node.into()),
                 owner: Some(ObjectRef::namespaced("Deployment", "p", owner)),
+                ..Default::default()
             },
         )
     }

@@ -114,6 +114,7 @@ mod tests {
                 PodInfo {
                     node: Some("n1".into()),
                     owner: Some(d("worker")),
+                    ..Default::default()
                 },
             )]),
             ..Default::default()

@@ -26,6 +26,10 @@ impl Topology {
         self.callers.get(of).into_iter().flatten()
     }
 
+    pub fn callees(&self, of: &ObjectRef) -> impl Iterator<Item = &ObjectRef> {
+        self.callees.get(of).into_iter().flatten()
+    }
+
     /// Everything `of` calls, directly or through others.
     pub fn downstream(&self, of: &ObjectRef) -> BTreeSet<ObjectRef> {
         let mut seen = BTreeSet::new();

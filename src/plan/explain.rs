@@ -155,7 +155,7 @@ pub fn explain(
         incident: incident.id.clone(),
         at: now,
         root_cause: incident.root_cause().map(ToString::to_string),
-        medic_would_choose: select_playbook(incident, playbooks, snap, now)
+        medic_would_choose: select_playbook(incident, playbooks, snap, now, None)
             .ok()
             .map(|s| s.playbook.name.clone()),
         triggers,

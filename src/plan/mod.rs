@@ -9,7 +9,7 @@ mod select;
 pub use context::build_context;
 pub use explain::{Explanation, StepExplanation, TriggerCheck, explain};
 pub use policy::{Decision, decide};
-pub use select::{Selection, select_playbook};
+pub use select::{Selection, matching_playbooks, select_playbook};
 
 use crate::act::{Action, TargetKind};
 use crate::escalate::PlanLine;

@@ -16,11 +16,14 @@ pub struct Selection<'a> {
 }
 
 /// Returns the selection, or the reasons no playbook applies.
+/// `prefer` (an LLM's pick) is tried first, and only wins if its trigger
+/// matches like any other's would.
 pub fn select_playbook<'a>(
     incident: &Incident,
     playbooks: &'a [Playbook],
     snap: &ClusterSnapshot,
     now: Timestamp,
+    prefer: Option<&str>,
 ) -> Result<Selection<'a>, Vec<String>> {
     let root = incident.root_cause();
     let mut order: Vec<usize> = (0..incident.signals.len()).collect();
@@ -33,8 +36,10 @@ pub fn select_playbook<'a>(
         let record = &incident.signals[i];
         let ctx = build_context(incident, i, snap, now);
         let mut any = false;
-        for p in playbooks
-            .iter()
+        let preferred = playbooks.iter().filter(|p| Some(p.name.as_str()) == prefer);
+        let others = playbooks.iter().filter(|p| Some(p.name.as_str()) != prefer);
+        for p in preferred
+            .chain(others)
             .filter(|p| p.spec.trigger.signal == record.signal.name)
         {
             any = true;
@@ -65,4 +70,25 @@ pub fn select_playbook<'a>(
     }
     why_not.dedup();
     Err(why_not)
+}
+
+/// Every playbook whose trigger matches one of the incident's signals: the
+/// candidates an LLM may choose among.
+pub fn matching_playbooks<'a>(
+    incident: &Incident,
+    playbooks: &'a [Playbook],
+    snap: &ClusterSnapshot,
+    now: Timestamp,
+) -> Vec<&'a Playbook> {
+    playbooks
+        .iter()
+        .filter(|p| {
+            incident.signals.iter().enumerate().any(|(i, r)| {
+                r.signal.name == p.spec.trigger.signal
+                    && p.trigger_when
+                        .as_ref()
+                        .is_none_or(|c| c.eval(&build_context(incident, i, snap, now)) == Ok(true))
+            })
+        })
+        .collect()
 }

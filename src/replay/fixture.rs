@@ -1,6 +1,7 @@
 //! The recorded-incident file: series, cluster objects, change events,
 //! topology, extra detectors, config overrides, and what must happen.
 
+use super::llm_server::RecordedAnswer;
 use super::series::{Series, expand_values, parse_selector};
 use crate::cluster::{ChangeEvent, ClusterObject};
 use crate::model::{ObjectRef, Secs, Timestamp};
@@ -45,9 +46,13 @@ pub struct Fixture {
     pub cluster: Vec<serde_yaml::Value>,
     #[serde(default)]
     pub events: Vec<EventSpec>,
-    /// Recorded answers for LLM-assisted diagnosis (not used by rule-based replay).
+    /// Recorded answers for LLM-assisted diagnosis, served in order by a
+    /// loopback OpenAI-compatible endpoint; their presence turns the LLM on.
     #[serde(default)]
-    pub llm: Vec<serde_yaml::Value>,
+    pub llm: Vec<RecordedAnswer>,
+    /// Recorded pod logs, `Pod/namespace/name: text`.
+    #[serde(default)]
+    pub logs: std::collections::BTreeMap<ObjectRef, String>,
     #[serde(default)]
     pub topology: Vec<Edge>,
     #[serde(default)]

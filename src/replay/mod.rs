@@ -2,6 +2,7 @@
 //! against a real Prometheus, checked against their `expect` block.
 
 mod fixture;
+pub mod llm_server;
 mod prometheus;
 pub mod render;
 mod report;

@@ -3,11 +3,13 @@
 //! the live loop runs.
 
 use super::fixture::{FixtureError, Loaded};
+use super::llm_server::LlmServer;
 use super::prometheus::{PrometheusError, PrometheusServer};
 use super::report::Report;
 use super::series::to_openmetrics;
 use crate::cluster::{ClusterSnapshot, SimCluster};
 use crate::config::{Config, ConfigError, Mode};
+use crate::diagnose::llm::{Advisor, LlmConfig, OpenAiLlm};
 use crate::engine::Engine;
 use crate::escalate::MemoryEscalator;
 use crate::incident::{Incident, Topology};
@@ -32,6 +34,8 @@ pub enum ReplayError {
     Prometheus(#[from] PrometheusError),
     #[error("{path}: {source}")]
     Metrics { path: String, source: MetricsError },
+    #[error("{0}")]
+    Llm(String),
     #[error("no playbook named `{name}` (known: {known})")]
     UnknownPlaybook { name: String, known: String },
 }
@@ -68,6 +72,7 @@ struct Prepared {
     engine: Engine,
     outcomes: BTreeMap<Timestamp, BTreeMap<String, DetectorOutcome>>,
     config: Config,
+    llm_server: Option<LlmServer>,
     // Kept alive until the replay is done; dropping it stops Prometheus.
     _server: PrometheusServer,
 }
@@ -117,16 +122,16 @@ async fn prepare(
             .iter()
             .map(|e| (e.from.clone(), e.to.clone())),
     );
-    let cluster = Arc::new(SimCluster::new(
-        loaded.objects.clone(),
-        loaded.changes.clone(),
-    ));
+    let cluster = Arc::new(
+        SimCluster::new(loaded.objects.clone(), loaded.changes.clone())
+            .with_logs(fixture.logs.clone()),
+    );
     let escalator = Arc::new(MemoryEscalator::default());
     let engine_config = Config {
         paused: paused || config.paused,
         ..config.clone()
     };
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         engine_config,
         library,
         topology,
@@ -134,10 +139,32 @@ async fn prepare(
         metrics,
         escalator,
     );
+    // Recorded answers (or llm.enabled) turn the LLM on, served from loopback.
+    let llm_server = if !fixture.llm.is_empty() || config.llm.enabled {
+        let server = LlmServer::start(fixture.llm.clone()).await.map_err(|e| {
+            ReplayError::Llm(format!(
+                "{path}: cannot start the recorded LLM endpoint: {e}"
+            ))
+        })?;
+        let llm_config = LlmConfig {
+            enabled: true,
+            base_url: server.url().to_string(),
+            model: "recorded".into(),
+            azure_api_version: None,
+            ..config.llm.clone()
+        };
+        let llm = OpenAiLlm::new(&llm_config, "replay".into())
+            .map_err(|e| ReplayError::Llm(format!("{path}: {e}")))?;
+        engine = engine.with_advisor(Advisor::new(Arc::new(llm), llm_config));
+        Some(server)
+    } else {
+        None
+    };
     Ok(Prepared {
         engine,
         outcomes,
         config,
+        llm_server,
         _server: server,
     })
 }
@@ -150,13 +177,23 @@ pub async fn replay_loaded(
     for (at, by_detector) in &p.outcomes {
         p.engine.tick(*at, by_detector).await;
     }
-    Ok(Report::build(
+    let mut report = Report::build(
         &loaded.fixture.name,
         &loaded.path,
         loaded.start,
         p.engine.incidents(),
         &loaded.fixture.expect,
-    ))
+    );
+    if let Some(server) = &p.llm_server {
+        let missing = server.unanswered();
+        if missing > 0 {
+            report.failures.push(format!(
+                "the LLM was asked {missing} time(s) with no recorded answer left: record one under `llm:`"
+            ));
+            report.passed = false;
+        }
+    }
+    Ok(report)
 }
 
 /// Explains what `playbook` would do for the fixture's incident, as medic

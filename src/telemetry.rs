@@ -1,0 +1,97 @@
+//! medic's own metrics (prometheus-client), served on /metrics once the
+//! HTTP server exists. Kept in one registry so every part records into it.
+
+use crate::diagnose::llm::LlmUsage;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::{Mutex, OnceLock};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// `prompt` or `completion`.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// `used`, `discarded` (answer failed a check) or `failed` (no answer).
+    pub outcome: String,
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub llm_tokens: Family<TokenLabels, Counter>,
+    pub llm_calls: Family<CallLabels, Counter>,
+    pub llm_latency: Histogram,
+}
+
+pub fn metrics() -> &'static Metrics {
+    static M: OnceLock<Metrics> = OnceLock::new();
+    M.get_or_init(|| {
+        let mut registry = Registry::with_prefix("medic");
+        let llm_tokens = Family::<TokenLabels, Counter>::default();
+        let llm_calls = Family::<CallLabels, Counter>::default();
+        let llm_latency = Histogram::new([0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0]);
+        registry.register(
+            "llm_tokens",
+            "Tokens sent to and received from the LLM",
+            llm_tokens.clone(),
+        );
+        registry.register(
+            "llm_calls",
+            "LLM diagnosis calls by outcome",
+            llm_calls.clone(),
+        );
+        registry.register(
+            "llm_call_duration_seconds",
+            "LLM call latency, retries included",
+            llm_latency.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            llm_tokens,
+            llm_calls,
+            llm_latency,
+        }
+    })
+}
+
+/// The OpenMetrics text of every metric.
+pub fn render() -> String {
+    let mut out = String::new();
+    let registry = metrics().registry.lock().unwrap_or_else(|p| p.into_inner());
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, &registry);
+    out
+}
+
+pub fn record_llm(usage: &LlmUsage) {
+    let m = metrics();
+    let outcome = if usage.used {
+        "used"
+    } else if usage.prompt_tokens > 0 || usage.completion_tokens > 0 {
+        "discarded"
+    } else {
+        "failed"
+    };
+    m.llm_calls
+        .get_or_create(&CallLabels {
+            outcome: outcome.into(),
+        })
+        .inc();
+    m.llm_tokens
+        .get_or_create(&TokenLabels {
+            kind: "prompt".into(),
+        })
+        .inc_by(u64::from(usage.prompt_tokens));
+    m.llm_tokens
+        .get_or_create(&TokenLabels {
+            kind: "completion".into(),
+        })
+        .inc_by(u64::from(usage.completion_tokens));
+    m.llm_latency.observe(usage.latency_ms as f64 / 1000.0);
+}
