@@ -4,11 +4,13 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use medic::config::Config;
+use medic::diagnose::llm::{RecordingLlm, live_llm};
 use medic::playbook::schema::{SchemaKind, schema};
 use medic::playbook::{FindingLevel, Library, lint_sources};
 use medic::replay::{self, Loaded, ReplayOptions, Report, render};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 mod bundled;
 
@@ -40,6 +42,10 @@ enum Command {
         /// medic.yaml to replay with (fixtures' `config:` is laid over it; default mode: enforce).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Ask the live LLM of the config's `llm:` section instead of the recorded
+        /// answers, and print what it said as an `llm:` block to paste into the fixture.
+        #[arg(long, requires = "config")]
+        llm_live: bool,
     },
     /// Show what a playbook would do for a recorded incident, without acting.
     Explain {
@@ -99,8 +105,9 @@ fn main() -> ExitCode {
                 json,
                 playbooks,
                 config,
+                llm_live,
             } => {
-                let work = replay_command(paths, json, playbooks, config);
+                let work = replay_command(paths, json, playbooks, config, llm_live);
                 // Dropping the replay on Ctrl-C stops its Prometheus and removes its files.
                 tokio::select! {
                     r = work => Some(r),
@@ -171,9 +178,27 @@ async fn replay_command(
     json: bool,
     playbooks: Vec<PathBuf>,
     config: Option<PathBuf>,
+    llm_live: bool,
 ) -> Result<ExitCode> {
     replay::check_tools()?;
-    let options = options(&playbooks, config)?;
+    let mut options = options(&playbooks, config)?;
+    let recorder = if llm_live {
+        let config = &options.config.llm;
+        if !config.enabled {
+            anyhow::bail!("--llm-live needs `llm: {{enabled: true, ...}}` in the config");
+        }
+        let llm = live_llm(config)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "--llm-live: no API key in ${} or llm.apiKeyFile",
+                config.api_key_env
+            )
+        })?;
+        let recorder = Arc::new(RecordingLlm::new(Arc::new(llm)));
+        options.live_llm = Some(recorder.clone());
+        Some(recorder)
+    } else {
+        None
+    };
     let mut fixtures = Vec::new();
     if paths.is_empty() {
         for (name, text) in bundled::FIXTURES {
@@ -207,6 +232,10 @@ async fn replay_command(
         println!("{text}");
     } else if reports.len() > 1 {
         print!("{}", render::summary(&reports));
+    }
+    if let Some(recorder) = recorder {
+        println!("# LLM answers captured; paste under the fixture's top level:");
+        print!("{}", render::llm_block(&recorder.exchanges()));
     }
     Ok(if reports.iter().all(|r| r.passed) {
         ExitCode::SUCCESS

@@ -307,3 +307,106 @@ async fn calls_tokens_and_latency_are_exported_as_metrics() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llm_live_captures_answers_that_then_replay_the_same() {
+    let answer = RecordedAnswer {
+        response: Some(json!({
+            "root_cause": "Deployment/shop/checkout", "category": "crash_loop", "playbook": "pod-crash-loop",
+            "confidence": 0.9, "explanation": "v2.3.1 crashes on start", "evidence": ["restarts since the deploy"]
+        })),
+        ..Default::default()
+    };
+    let live = LlmServer::start(vec![answer]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, "sk-live-test\n").unwrap();
+    let config = dir.path().join("medic.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "mode: enforce\nllm: {{enabled: true, baseUrl: \"{}\", model: live-model, apiKeyFile: \"{}\"}}\n",
+            live.url(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/incidents/crash-loop-after-deploy.yaml");
+    let (f, c) = (fixture.clone(), config.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args([
+                "replay",
+                f.to_str().unwrap(),
+                "--config",
+                c.to_str().unwrap(),
+                "--llm-live",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("crash_loop (llm, confidence 0.90)"),
+        "{stdout}"
+    );
+    assert_eq!(live.requests()[0]["model"], "live-model");
+    let block = stdout
+        .split("# LLM answers captured; paste under the fixture's top level:\n")
+        .nth(1)
+        .unwrap();
+    assert!(block.starts_with("llm:\n- response:\n"), "{block}");
+    // The captured block makes the fixture replay the same diagnosis offline.
+    let text = std::fs::read_to_string(&fixture).unwrap() + block;
+    let loaded = medic::replay::Loaded::parse(&text, "captured.yaml").unwrap();
+    let r = medic::replay::replay_loaded(&loaded, &ReplayOptions::embedded())
+        .await
+        .unwrap();
+    assert!(r.passed, "{:?}", r.failures);
+    assert_eq!(r.incidents[0].diagnosis.as_ref().unwrap().source, "llm");
+}
+
+#[test]
+fn enabled_without_a_key_runs_on_rules() {
+    let config = LlmConfig {
+        enabled: true,
+        api_key_env: "MEDIC_TEST_NO_SUCH_KEY".into(),
+        ..LlmConfig::default()
+    };
+    assert!(medic::diagnose::llm::live_llm(&config).unwrap().is_none());
+    assert!(
+        medic::diagnose::llm::live_llm(&LlmConfig::default())
+            .unwrap()
+            .is_none(),
+        "off by default"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_https_endpoint_is_an_error_not_a_panic() {
+    let config = LlmConfig {
+        enabled: true,
+        base_url: "https://127.0.0.1:9/v1".into(),
+        timeout: Secs(5),
+        ..LlmConfig::default()
+    };
+    let llm = OpenAiLlm::new(&config, "k".into()).unwrap();
+    let adv = Advisor::new(Arc::new(llm), config);
+    let advice = adv.advise("f", &input("1"), 1000).await;
+    assert!(advice.answer.is_none());
+    assert!(
+        advice.usage.reason.starts_with("LLM endpoint error")
+            || advice.usage.reason.starts_with("LLM request timed out"),
+        "{}",
+        advice.usage.reason
+    );
+}

@@ -19,19 +19,19 @@ use tokio::task::JoinHandle;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecordedAnswer {
     /// The answer object (sent as JSON text in the message content).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<Value>,
     /// Raw message content, for answers that are not JSON.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
     /// An HTTP error status instead of an answer (429, 500, ...).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// Retry-After seconds sent with `status`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
     /// Wait this long before answering.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay: Option<Secs>,
 }
 

@@ -61,6 +61,35 @@ pub fn verdict(r: &Report) -> String {
     }
 }
 
+/// Captured LLM exchanges as a fixture's `llm:` block.
+pub fn llm_block(exchanges: &[crate::diagnose::llm::Exchange]) -> String {
+    use super::llm_server::RecordedAnswer;
+    let answers: Vec<RecordedAnswer> = exchanges
+        .iter()
+        .map(|e| match e {
+            Ok(content) => match serde_json::from_str::<serde_json::Value>(content) {
+                Ok(v) => RecordedAnswer {
+                    response: Some(v),
+                    ..Default::default()
+                },
+                Err(_) => RecordedAnswer {
+                    content: Some(content.clone()),
+                    ..Default::default()
+                },
+            },
+            Err(_) => RecordedAnswer {
+                status: Some(500),
+                ..Default::default()
+            },
+        })
+        .collect();
+    #[derive(serde::Serialize)]
+    struct Block {
+        llm: Vec<RecordedAnswer>,
+    }
+    serde_yaml::to_string(&Block { llm: answers }).unwrap_or_default()
+}
+
 /// One row per fixture: detected, time to detect, false incidents, actions.
 pub fn summary(reports: &[Report]) -> String {
     let mut out = String::new();

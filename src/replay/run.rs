@@ -9,7 +9,7 @@ use super::report::Report;
 use super::series::to_openmetrics;
 use crate::cluster::{ClusterSnapshot, SimCluster};
 use crate::config::{Config, ConfigError, Mode};
-use crate::diagnose::llm::{Advisor, LlmConfig, OpenAiLlm};
+use crate::diagnose::llm::{Advisor, LlmConfig, OpenAiLlm, RecordingLlm};
 use crate::engine::Engine;
 use crate::escalate::MemoryEscalator;
 use crate::incident::{Incident, Topology};
@@ -46,6 +46,9 @@ pub struct ReplayOptions {
     pub sources: Vec<(String, String)>,
     /// The configuration fixtures' `config:` overrides are laid over.
     pub config: Config,
+    /// Ask the LLM of `config.llm` for real instead of serving recorded
+    /// answers, recording what it says here.
+    pub live_llm: Option<Arc<RecordingLlm>>,
 }
 
 impl ReplayOptions {
@@ -58,6 +61,7 @@ impl ReplayOptions {
                 mode: Mode::Enforce,
                 ..Config::default()
             },
+            live_llm: None,
         }
     }
 }
@@ -140,7 +144,10 @@ async fn prepare(
         escalator,
     );
     // Recorded answers (or llm.enabled) turn the LLM on, served from loopback.
-    let llm_server = if !fixture.llm.is_empty() || config.llm.enabled {
+    let llm_server = if let Some(live) = &options.live_llm {
+        engine = engine.with_advisor(Advisor::new(live.clone(), config.llm.clone()));
+        None
+    } else if !fixture.llm.is_empty() || config.llm.enabled {
         let server = LlmServer::start(fixture.llm.clone()).await.map_err(|e| {
             ReplayError::Llm(format!(
                 "{path}: cannot start the recorded LLM endpoint: {e}"

@@ -12,6 +12,7 @@ mod answer;
 mod config;
 mod openai;
 mod prompt;
+mod recording;
 mod redact;
 
 pub use advisor::{Advice, Advisor};
@@ -19,6 +20,7 @@ pub use answer::{AnswerError, LlmAnswer, answer_schema, validate_answer};
 pub use config::LlmConfig;
 pub use openai::OpenAiLlm;
 pub use prompt::{PromptInput, PromptParts, build_prompt, count_tokens};
+pub use recording::{Exchange, RecordingLlm, live_llm};
 pub use redact::{fence, redact};
 
 use async_trait::async_trait;
