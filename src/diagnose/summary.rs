@@ -44,12 +44,16 @@ pub fn prompt_input(
     for s in &inc.signals {
         let sig = &s.signal;
         let line = format!(
-            "{} on {} (workload {}): {} = {}; condition held from {} ago, firing since {} ago{}",
+            "{} on {} (workload {}): {} = {} (at onset {}, peak {}, {}{}/min); condition held from {} ago, firing since {} ago{}",
             sig.name,
             sig.target,
             s.subject,
             describe(&sig.name),
             fmt_value(sig.value),
+            fmt_value(sig.onset_value),
+            fmt_value(sig.peak),
+            if sig.slope_per_min >= 0.0 { "+" } else { "" },
+            fmt_value(sig.slope_per_min),
             format_secs(now - sig.onset),
             format_secs(now - sig.fired_at),
             s.cleared_at

@@ -201,6 +201,9 @@ mod tests {
             labels: BTreeMap::new(),
             onset: at - 60,
             fired_at: at,
+            onset_value: 1.0,
+            peak: 1.0,
+            slope_per_min: 0.0,
         }
     }
 

@@ -28,6 +28,9 @@ pub struct SignalReport {
     pub target: String,
     pub severity: String,
     pub value: f64,
+    pub onset_value: f64,
+    pub peak: f64,
+    pub slope_per_min: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +100,9 @@ impl Report {
                 target: r.signal.target.to_string(),
                 severity: r.signal.severity.to_string(),
                 value: r.signal.value,
+                onset_value: r.signal.onset_value,
+                peak: r.signal.peak,
+                slope_per_min: r.signal.slope_per_min,
             })
             .collect();
         signals.sort_by(|a, b| (a.at_s, &a.signal, &a.target).cmp(&(b.at_s, &b.signal, &b.target)));

@@ -27,4 +27,10 @@ pub struct Signal {
     pub onset: Timestamp,
     /// When it had held for `for` and became a signal.
     pub fired_at: Timestamp,
+    /// The value when the condition first held.
+    pub onset_value: f64,
+    /// The largest value while it was pending.
+    pub peak: f64,
+    /// Change of the value per minute from onset to firing.
+    pub slope_per_min: f64,
 }

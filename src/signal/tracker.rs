@@ -21,6 +21,8 @@ struct State {
     pending_since: Timestamp,
     last_seen: Timestamp,
     firing: bool,
+    onset_value: f64,
+    peak: f64,
 }
 
 #[derive(Debug, Default)]
@@ -71,8 +73,11 @@ impl SignalTracker {
                     pending_since: now,
                     last_seen: now,
                     firing: false,
+                    onset_value: *value,
+                    peak: *value,
                 });
                 state.last_seen = now;
+                state.peak = state.peak.max(*value);
                 if !state.firing && now - state.pending_since >= d.spec.for_.0 {
                     state.firing = true;
                     events.push(SignalEvent::Fired(Signal {
@@ -83,6 +88,13 @@ impl SignalTracker {
                         labels: (*labels).clone(),
                         onset: state.pending_since,
                         fired_at: now,
+                        onset_value: state.onset_value,
+                        peak: state.peak,
+                        slope_per_min: if now > state.pending_since {
+                            (*value - state.onset_value) * 60.0 / (now - state.pending_since) as f64
+                        } else {
+                            0.0
+                        },
                     }));
                 }
             }
@@ -159,6 +171,7 @@ mod tests {
             panic!("{ev:?}")
         };
         assert_eq!((s.onset, s.fired_at, s.value), (0, 60, 3.0));
+        assert_eq!((s.onset_value, s.peak, s.slope_per_min), (1.0, 3.0, 2.0));
         assert_eq!(s.target.to_string(), "Pod/prod/a");
         assert!(
             t.update(90, &d, &seen(&[("a", 3.0)])).is_empty(),
