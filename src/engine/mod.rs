@@ -16,7 +16,7 @@ use crate::model::{ObjectRef, Timestamp, format_secs};
 use crate::plan::{Plan, matching_playbooks, select_playbook};
 use crate::playbook::Library;
 use crate::signal::{DetectorOutcome, SignalEvent, SignalTracker};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Per-incident planning state.
@@ -43,6 +43,8 @@ pub struct Engine {
     planning: BTreeMap<usize, Planning>,
     last_snapshot: ClusterSnapshot,
     advisor: Option<Advisor>,
+    /// Detectors that show a target's own resources saturating.
+    resource_detectors: BTreeSet<String>,
 }
 
 impl Engine {
@@ -60,6 +62,12 @@ impl Engine {
         metrics: Arc<dyn Metrics>,
         escalator: Arc<dyn Escalator>,
     ) -> Self {
+        let resource_detectors = library
+            .detectors
+            .iter()
+            .filter(|d| d.spec.resource)
+            .map(|d| d.name.clone())
+            .collect();
         Engine {
             config,
             library,
@@ -72,6 +80,7 @@ impl Engine {
             planning: BTreeMap::new(),
             last_snapshot: ClusterSnapshot::default(),
             advisor: None,
+            resource_detectors,
         }
     }
 
@@ -156,7 +165,13 @@ impl Engine {
         if now - inc.opened_at < corr.settle.0 {
             return;
         }
-        inc.candidates = rank_root_causes(inc, snap, &self.topology, corr.change_window.0);
+        inc.candidates = rank_root_causes(
+            inc,
+            snap,
+            &self.topology,
+            corr.change_window.0,
+            &self.resource_detectors,
+        );
         let planning = self.planning.entry(idx).or_default();
         if let Some((print, root)) = &planning.llm_root {
             if *print == fingerprint(inc) {

@@ -3,47 +3,75 @@
 //! A candidate is the workload (or node, or other object) behind a signal.
 //! Order, strongest first:
 //! 1. not explained by another degraded candidate it depends on: a callee
-//!    that degraded explains its callers; a workload on a node explains the
-//!    node's pressure;
-//! 2. changed (deployed, rolled back, restarted) shortly before its onset;
-//! 3. earliest onset;
-//! 4. name, so the order is stable.
+//!    explains its callers, and a workload on a node explains the node's
+//!    pressure, when it degraded no later than they did; a callee showing
+//!    only symptoms (latency, errors) cannot explain a caller whose own
+//!    resources saturate;
+//! 2. its own resources saturate (a `resource` detector fired on it);
+//! 3. changed (deployed, rolled back, restarted) shortly before its onset;
+//! 4. earliest onset;
+//! 5. strongest signal (largest value), then name, so the order is stable.
 
 use super::{Incident, Topology};
 use crate::cluster::ClusterSnapshot;
 use crate::model::{ObjectRef, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
+struct Candidate {
+    onset: Timestamp,
+    resource: bool,
+    strength: f64,
+}
+
+/// `resource` names the detectors that show a target's own resources saturating.
 pub fn rank_root_causes(
     incident: &Incident,
     snap: &ClusterSnapshot,
     topo: &Topology,
     change_window: i64,
+    resource: &BTreeSet<String>,
 ) -> Vec<ObjectRef> {
-    let mut onset: BTreeMap<&ObjectRef, Timestamp> = BTreeMap::new();
+    let mut cands: BTreeMap<&ObjectRef, Candidate> = BTreeMap::new();
     for s in &incident.signals {
-        let e = onset.entry(&s.subject).or_insert(s.signal.onset);
-        *e = (*e).min(s.signal.onset);
+        let c = cands.entry(&s.subject).or_insert(Candidate {
+            onset: s.signal.onset,
+            resource: false,
+            strength: f64::MIN,
+        });
+        c.onset = c.onset.min(s.signal.onset);
+        c.resource |= resource.contains(&s.signal.name);
+        c.strength = c.strength.max(s.signal.value);
     }
-    let candidates: BTreeSet<&ObjectRef> = onset.keys().copied().collect();
-    let mut keyed: Vec<((bool, bool, Timestamp), &ObjectRef)> = candidates
+    let mut keyed: Vec<((bool, bool, bool, Timestamp), f64, &ObjectRef)> = cands
         .iter()
-        .map(|&c| {
+        .map(|(&c, info)| {
             let depends: BTreeSet<ObjectRef> = if c.is("Node") {
                 snap.workloads_on(&c.name).into_iter().collect()
             } else {
                 topo.downstream(c)
             };
-            let explained = depends.iter().any(|d| d != c && candidates.contains(d));
-            let at = onset[c];
+            let explained = depends.iter().any(|d| {
+                d != c
+                    && cands.get(d).is_some_and(|dep| {
+                        dep.onset <= info.onset && (dep.resource || !info.resource)
+                    })
+            });
             let changed = snap
-                .last_change(c, at)
-                .is_some_and(|ch| at - ch.at <= change_window);
-            ((explained, !changed, at), c)
+                .last_change(c, info.onset)
+                .is_some_and(|ch| info.onset - ch.at <= change_window);
+            (
+                (explained, !info.resource, !changed, info.onset),
+                info.strength,
+                c,
+            )
         })
         .collect();
-    keyed.sort();
-    keyed.into_iter().map(|(_, c)| c.clone()).collect()
+    keyed.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then(b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal))
+            .then(a.2.cmp(b.2))
+    });
+    keyed.into_iter().map(|(_, _, c)| c.clone()).collect()
 }
 
 #[cfg(test)]
@@ -101,7 +129,13 @@ mod tests {
             record("Deployment/p/orders", "Pod/p/orders-1", 300),
         ]);
         let topo = Topology::new([(d("frontend"), d("checkout")), (d("checkout"), d("orders"))]);
-        let ranked = rank_root_causes(&inc, &ClusterSnapshot::default(), &topo, 3600);
+        let ranked = rank_root_causes(
+            &inc,
+            &ClusterSnapshot::default(),
+            &topo,
+            3600,
+            &BTreeSet::new(),
+        );
         assert_eq!(ranked, vec![d("orders"), d("frontend"), d("checkout")]);
     }
 
@@ -122,7 +156,7 @@ mod tests {
             )]),
             ..Default::default()
         };
-        let ranked = rank_root_causes(&inc, &snap, &Topology::default(), 3600);
+        let ranked = rank_root_causes(&inc, &snap, &Topology::default(), 3600, &BTreeSet::new());
         assert_eq!(ranked, vec![d("worker"), ObjectRef::node("n1")]);
     }
 
@@ -143,7 +177,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            rank_root_causes(&inc, &snap, &Topology::default(), 3600),
+            rank_root_causes(&inc, &snap, &Topology::default(), 3600, &BTreeSet::new()),
             vec![d("b"), d("a")]
         );
         // A change outside the window does not count.
@@ -152,7 +186,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            rank_root_causes(&inc, &snap, &Topology::default(), 3600),
+            rank_root_causes(&inc, &snap, &Topology::default(), 3600, &BTreeSet::new()),
             vec![d("a"), d("b")]
         );
     }

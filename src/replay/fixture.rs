@@ -32,32 +32,35 @@ pub enum FixtureError {
 #[serde(deny_unknown_fields)]
 pub struct Fixture {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// Free-form labels (e.g. `fault_type`) that reports group by.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
     /// Spacing of the samples in `series`.
     pub interval: Secs,
     /// The replay runs from 0 to this.
     pub duration: Secs,
     /// Unix time of replay time 0.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<Timestamp>,
     pub series: Vec<SeriesSpec>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cluster: Vec<serde_yaml::Value>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<EventSpec>,
     /// Recorded answers for LLM-assisted diagnosis, served in order by a
     /// loopback OpenAI-compatible endpoint; their presence turns the LLM on.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub llm: Vec<RecordedAnswer>,
     /// Recorded pod logs, `Pod/namespace/name: text`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub logs: std::collections::BTreeMap<ObjectRef, String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topology: Vec<Edge>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub detectors: Vec<serde_yaml::Value>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<serde_yaml::Value>,
     pub expect: Expect,
 }
@@ -91,22 +94,24 @@ pub struct Edge {
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// When the fault began, for time to detect.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub onset: Option<Secs>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signals: Vec<ExpectSignal>,
-    #[serde(default)]
+    /// The root cause of the incident under test: the first incident opened
+    /// at or after `onset` (the first incident without an onset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_cause: Option<ObjectRef>,
     /// Actions taken, in this order (all incidents, by time).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actions: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_actions: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalations: Option<usize>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incidents: Option<usize>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_by: Option<Secs>,
 }
 

@@ -9,7 +9,9 @@ mod report;
 mod run;
 pub mod series;
 
-pub use fixture::{DEFAULT_START, Fixture, FixtureError, Loaded};
+pub use fixture::{
+    DEFAULT_START, Edge, EventSpec, Expect, ExpectSignal, Fixture, FixtureError, Loaded, SeriesSpec,
+};
 pub use prometheus::{PrometheusError, PrometheusServer, check_tools};
 pub use report::{ActionReport, IncidentReport, Report, SignalReport};
 pub use run::{ReplayError, ReplayOptions, explain_loaded, replay_file, replay_loaded};

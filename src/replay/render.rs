@@ -118,5 +118,53 @@ pub fn summary(reports: &[Report]) -> String {
     }
     let passed = reports.iter().filter(|r| r.passed).count();
     let _ = writeln!(out, "{passed}/{} fixtures passed", reports.len());
+    out.push_str(&ranking_accuracy(reports));
+    out
+}
+
+/// AS@1, AS@3, AS@5 over the fixtures that name a root cause: the share whose
+/// expected root cause is ranked first, in the top 3, in the top 5, overall
+/// and per `fault_type` tag; plus how many raised no incident to rank.
+pub fn ranking_accuracy(reports: &[Report]) -> String {
+    let mut groups: std::collections::BTreeMap<String, Vec<&Report>> = Default::default();
+    for r in reports.iter().filter(|r| r.expected_root_cause.is_some()) {
+        groups.entry("all".into()).or_default().push(r);
+        if let Some(t) = r.tags.get("fault_type") {
+            groups.entry(t.clone()).or_default().push(r);
+        }
+    }
+    let Some(all) = groups.get("all") else {
+        return String::new();
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nroot-cause ranking over {} fixtures with an expected root cause",
+        all.len()
+    );
+    let _ = writeln!(
+        out,
+        "{:<16} {:>5} {:>6} {:>6} {:>6} {:>11}",
+        "fault type", "n", "AS@1", "AS@3", "AS@5", "undetected"
+    );
+    for (name, rs) in &groups {
+        let n = rs.len() as f64;
+        let at = |k: usize| {
+            rs.iter()
+                .filter(|r| r.root_cause_rank.is_some_and(|p| p <= k))
+                .count() as f64
+                / n
+        };
+        let undetected = rs.iter().filter(|r| r.evaluated_incident.is_none()).count();
+        let _ = writeln!(
+            out,
+            "{name:<16} {:>5} {:>6.2} {:>6.2} {:>6.2} {:>11}",
+            rs.len(),
+            at(1),
+            at(3),
+            at(5),
+            undetected
+        );
+    }
     out
 }

@@ -16,6 +16,14 @@ pub struct Report {
     pub failures: Vec<String>,
     /// First signal minus `expect.onset`; null without onset or signals.
     pub time_to_detect_s: Option<i64>,
+    /// The fixture's tags (e.g. fault_type).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// The incident under test: the first opened at or after `expect.onset`.
+    pub evaluated_incident: Option<String>,
+    pub expected_root_cause: Option<String>,
+    /// 1-based rank of `expect.root_cause` among that incident's candidates.
+    pub root_cause_rank: Option<usize>,
     pub signals: Vec<SignalReport>,
     pub incidents: Vec<IncidentReport>,
 }
@@ -88,8 +96,10 @@ impl Report {
         start: Timestamp,
         incidents: &[Incident],
         expect: &Expect,
+        tags: &std::collections::BTreeMap<String, String>,
     ) -> Report {
         let rel = |t: Timestamp| t - start;
+        let sources = incidents;
         let mut signals: Vec<SignalReport> = incidents
             .iter()
             .flat_map(|i| &i.signals)
@@ -156,12 +166,44 @@ impl Report {
             (Some(onset), Some(first)) => Some(first.at_s - onset.0),
             _ => None,
         };
+        // The incident under test holds the first signal fired at or after
+        // the onset (it may have opened earlier, for an earlier fault).
+        let onset = start + expect.onset.map_or(i64::MIN / 2, |o| o.0);
+        let evaluated_id = sources
+            .iter()
+            .filter_map(|i| {
+                let first = i
+                    .signals
+                    .iter()
+                    .map(|s| s.signal.fired_at)
+                    .filter(|t| *t >= onset)
+                    .min()?;
+                Some((first, &i.id))
+            })
+            .min()
+            .map(|(_, id)| id.clone());
+        let evaluated = incidents
+            .iter()
+            .find(|i| Some(&i.id) == evaluated_id.as_ref());
+        let expected_root_cause = expect.root_cause.as_ref().map(ToString::to_string);
+        let root_cause_rank = match (evaluated, &expected_root_cause) {
+            (Some(inc), Some(want)) => inc
+                .root_cause_candidates
+                .iter()
+                .position(|c| c == want)
+                .map(|p| p + 1),
+            _ => None,
+        };
         let mut report = Report {
             fixture: fixture.to_string(),
             file: file.to_string(),
             passed: true,
             failures: Vec::new(),
             time_to_detect_s,
+            tags: tags.clone(),
+            evaluated_incident: evaluated.map(|i| i.id.clone()),
+            expected_root_cause,
+            root_cause_rank,
             signals,
             incidents,
         };
@@ -222,7 +264,11 @@ fn check(r: &Report, expect: &Expect) -> Vec<String> {
         }
     }
     if let Some(want) = &expect.root_cause {
-        let got = r.incidents.first().and_then(|i| i.root_cause.clone());
+        let got = r
+            .evaluated_incident
+            .as_ref()
+            .and_then(|id| r.incidents.iter().find(|i| &i.id == id))
+            .and_then(|i| i.root_cause.clone());
         if got.as_deref() != Some(want.to_string().as_str()) {
             failures.push(format!(
                 "expected root cause {want}, got {}",

@@ -190,6 +190,7 @@ pub async fn replay_loaded(
         loaded.start,
         p.engine.incidents(),
         &loaded.fixture.expect,
+        &loaded.fixture.tags,
     );
     if let Some(server) = &p.llm_server {
         let missing = server.unanswered();

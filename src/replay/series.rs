@@ -120,6 +120,36 @@ fn split_step(expr: &str) -> Option<(f64, f64)> {
     Some((number(expr)?, 0.0))
 }
 
+/// Writes samples in the notation `expand_values` reads, folding runs of
+/// equal values into `axN` and of missing samples into `_xN`.
+pub fn compress_values(values: &[Option<f64>]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < values.len() {
+        let mut j = i + 1;
+        while j < values.len() && same(values[j], values[i]) {
+            j += 1;
+        }
+        let run = j - i;
+        out.push(match (values[i], run) {
+            (None, 1) => "_".to_string(),
+            (None, n) => format!("_x{n}"),
+            (Some(v), 1) => format_value(v),
+            (Some(v), n) => format!("{}x{}", format_value(v), n - 1),
+        });
+        i = j;
+    }
+    out.join(" ")
+}
+
+fn same(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => x == y || (x.is_nan() && y.is_nan()),
+        _ => false,
+    }
+}
+
 fn escape_label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
@@ -208,6 +238,24 @@ mod tests {
         assert_eq!(e.to_string(), "values item `abc`: not a number");
         assert!(expand_values("1+2xq").is_err());
         assert!(expand_values("_xq").is_err());
+    }
+
+    #[test]
+    fn compress_is_the_inverse_of_expand() {
+        let values = vec![
+            Some(1.0),
+            Some(1.0),
+            Some(1.0),
+            None,
+            None,
+            Some(2.5),
+            None,
+            Some(-3e9),
+            Some(-3e9),
+        ];
+        let text = compress_values(&values);
+        assert_eq!(text, "1x2 _x2 2.5 _ -3000000000x1");
+        assert_eq!(expand_values(&text).unwrap(), values);
     }
 
     #[test]

@@ -27,6 +27,11 @@ pub struct DetectorSpec {
     /// How long the condition must hold before it becomes a signal.
     #[serde(default, rename = "for")]
     pub for_: Secs,
+    /// Whether it shows the target's own resources saturating (CPU, memory,
+    /// disk, a connection pool) rather than a symptom (latency, errors):
+    /// root-cause ranking trusts it more.
+    #[serde(default)]
+    pub resource: bool,
     /// How long a firing signal stays up after the condition stops holding,
     /// so a signal that dips for one evaluation does not flap.
     #[serde(default)]

@@ -141,6 +141,7 @@ mod tests {
                     name: "{{ pod }}".into(),
                 },
                 for_: Secs(for_),
+                resource: false,
                 keep_firing_for: Secs(keep),
             },
         }
