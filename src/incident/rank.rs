@@ -3,10 +3,10 @@
 //! A candidate is the workload (or node, or other object) behind a signal.
 //! Order, strongest first:
 //! 1. not explained by another degraded candidate it depends on: a callee
-//!    explains its callers, and a workload on a node explains the node's
-//!    pressure, when it degraded no later than they did; a callee showing
-//!    only symptoms (latency, errors) cannot explain a caller whose own
-//!    resources saturate;
+//!    explains its callers (even when they alerted first: the design card's
+//!    cascade), and a workload on a node explains the node's pressure; but a
+//!    callee showing only symptoms (latency, errors) cannot explain a caller
+//!    whose own resources saturate;
 //! 2. its own resources saturate (a `resource` detector fired on it);
 //! 3. changed (deployed, rolled back, restarted) shortly before its onset;
 //! 4. earliest onset;
@@ -52,9 +52,9 @@ pub fn rank_root_causes(
             };
             let explained = depends.iter().any(|d| {
                 d != c
-                    && cands.get(d).is_some_and(|dep| {
-                        dep.onset <= info.onset && (dep.resource || !info.resource)
-                    })
+                    && cands
+                        .get(d)
+                        .is_some_and(|dep| dep.resource || !info.resource)
             });
             let changed = snap
                 .last_change(c, info.onset)
@@ -158,6 +158,29 @@ mod tests {
         };
         let ranked = rank_root_causes(&inc, &snap, &Topology::default(), 3600, &BTreeSet::new());
         assert_eq!(ranked, vec![d("worker"), ObjectRef::node("n1")]);
+    }
+
+    #[test]
+    fn a_symptom_in_a_callee_does_not_explain_a_caller_that_saturates() {
+        let mut inc = incident(vec![
+            record("Deployment/p/frontend", "Pod/p/frontend-1", 200),
+            record("Deployment/p/currency", "Pod/p/currency-1", 100),
+        ]);
+        inc.signals[0].signal.name = "cpu_saturation".into();
+        inc.signals[1].signal.name = "latency_anomaly".into();
+        let topo = Topology::new([(d("frontend"), d("currency"))]);
+        let resource = BTreeSet::from(["cpu_saturation".to_string()]);
+        let ranked = rank_root_causes(&inc, &ClusterSnapshot::default(), &topo, 3600, &resource);
+        assert_eq!(ranked, vec![d("frontend"), d("currency")]);
+        // Without the resource signal the degraded callee explains the caller.
+        let ranked = rank_root_causes(
+            &inc,
+            &ClusterSnapshot::default(),
+            &topo,
+            3600,
+            &BTreeSet::new(),
+        );
+        assert_eq!(ranked, vec![d("currency"), d("frontend")]);
     }
 
     #[test]
