@@ -17,6 +17,9 @@ use crate::cluster::ClusterSnapshot;
 use crate::model::{ObjectRef, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// (explained, no resource signal, no recent change, onset): smaller ranks first.
+type Key = (bool, bool, bool, Timestamp);
+
 struct Candidate {
     onset: Timestamp,
     resource: bool,
@@ -42,7 +45,7 @@ pub fn rank_root_causes(
         c.resource |= resource.contains(&s.signal.name);
         c.strength = c.strength.max(s.signal.value);
     }
-    let mut keyed: Vec<((bool, bool, bool, Timestamp), f64, &ObjectRef)> = cands
+    let mut keyed: Vec<(Key, f64, &ObjectRef)> = cands
         .iter()
         .map(|(&c, info)| {
             let depends: BTreeSet<ObjectRef> = if c.is("Node") {

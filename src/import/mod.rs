@@ -1,0 +1,3 @@
+//! Importers that turn public incident data into fixtures.
+
+pub mod nezha;

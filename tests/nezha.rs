@@ -1,0 +1,86 @@
+//! The Nezha importer and root-cause ranking end to end, on public
+//! fault-injection data. Skipped (with a message) where the data is absent.
+
+use medic::import::nezha::import_day;
+use medic::replay::{Loaded, ReplayOptions, render, replay_loaded};
+use std::path::Path;
+
+fn day() -> Option<std::path::PathBuf> {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/datasets/nezha-online-boutique/2022-08-22");
+    if d.is_dir() {
+        Some(d)
+    } else {
+        eprintln!("skipped: {} is not here", d.display());
+        None
+    }
+}
+
+#[tokio::test]
+async fn imported_faults_rank_the_faulty_service_first() {
+    let Some(day) = day() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let imported = import_day(&day, out.path()).unwrap();
+    assert_eq!(
+        imported.written.len(),
+        24,
+        "one fixture per fault: {:?}",
+        imported.skipped
+    );
+    assert!(imported.skipped.is_empty(), "{:?}", imported.skipped);
+    let mut reports = Vec::new();
+    for (file, service) in [
+        (
+            "2022-08-22-03-53-54-cpu_contention-frontend.yaml",
+            "frontend",
+        ),
+        (
+            "2022-08-22-04-27-03-network_delay-cartservice.yaml",
+            "cartservice",
+        ),
+        (
+            "2022-08-22-04-36-03-cpu_contention-cartservice.yaml",
+            "cartservice",
+        ),
+        (
+            "2022-08-22-05-18-09-cpu_contention-currencyservice.yaml",
+            "currencyservice",
+        ),
+    ] {
+        let loaded = Loaded::load(&out.path().join(file)).unwrap();
+        assert_eq!(
+            loaded.fixture.tags["fault_type"],
+            file.split('-').nth(6).unwrap()
+        );
+        assert!(
+            !loaded.fixture.topology.is_empty(),
+            "the call graph is the topology"
+        );
+        let r = replay_loaded(&loaded, &ReplayOptions::embedded())
+            .await
+            .unwrap();
+        assert_eq!(
+            r.expected_root_cause.as_deref(),
+            Some(format!("Deployment/boutique/{service}").as_str())
+        );
+        assert_eq!(r.root_cause_rank, Some(1), "{file}: {:?}", r.failures);
+        assert!(r.passed, "{file}: {:?}", r.failures);
+        reports.push(r);
+    }
+    let table = render::ranking_accuracy(&reports);
+    assert!(
+        table.contains("all                  4   1.00   1.00   1.00           0"),
+        "{table}"
+    );
+    assert!(table.contains("cpu_contention       3   1.00"), "{table}");
+}
+
+#[test]
+fn a_directory_that_is_not_a_day_says_what_is_missing() {
+    let empty = tempfile::tempdir().unwrap();
+    let err = import_day(empty.path(), &empty.path().join("out")).unwrap_err();
+    assert!(
+        err.to_string().starts_with("no *fault_list.json in "),
+        "{err}"
+    );
+}
