@@ -159,6 +159,24 @@ fn edge_series(metric: &Path, start: i64, slots: usize) -> Vec<(String, String, 
     edges
 }
 
+/// The entry point's success rate (front_service.csv): what users feel.
+fn slo_series(metric: &Path, start: i64, slots: usize) -> Option<Vec<Option<f64>>> {
+    let mut reader = csv::Reader::from_path(metric.join("front_service.csv")).ok()?;
+    let headers = reader.headers().ok()?.clone();
+    let column = headers.iter().position(|h| h == "SuccessRate(%)")?;
+    let mut values = vec![None; slots];
+    for record in reader.records().flatten() {
+        let Some(t) = record.get(0).and_then(parse_time) else {
+            continue;
+        };
+        let slot = (t - start + STEP / 2).div_euclid(STEP);
+        if (0..slots as i64).contains(&slot) {
+            values[slot as usize] = record.get(column).and_then(|v| v.parse().ok()).map(round);
+        }
+    }
+    Some(values)
+}
+
 fn round(v: f64) -> f64 {
     if v == 0.0 || !v.is_finite() {
         return v;
@@ -298,6 +316,14 @@ pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
             series.push(SeriesSpec {
                 series: format!(
                     "nezha_call_latency_seconds{{namespace=\"{NAMESPACE}\",caller=\"{caller}\",callee=\"{callee}\"}}"
+                ),
+                values: compress_values(&values),
+            });
+        }
+        if let Some(values) = slo_series(&metric, start, slots) {
+            series.push(SeriesSpec {
+                series: format!(
+                    "nezha_entry_success_rate_percent{{namespace=\"{NAMESPACE}\",service=\"frontend\"}}"
                 ),
                 values: compress_values(&values),
             });
