@@ -7,6 +7,7 @@ use medic::config::Config;
 use medic::diagnose::llm::{RecordingLlm, live_llm};
 use medic::playbook::schema::{SchemaKind, schema};
 use medic::playbook::{FindingLevel, Library, lint_sources};
+use medic::replay::record::{RecordRequest, record};
 use medic::replay::{self, Loaded, ReplayOptions, Report, render};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +63,29 @@ enum Command {
         playbooks: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+    },
+    /// Write a fixture from a live Prometheus: the raw samples of the selected series.
+    Record {
+        /// Prometheus base URL, e.g. http://prometheus.monitoring:9090
+        #[arg(long)]
+        prometheus: String,
+        /// Start of the window: RFC 3339 (2024-05-01T03:00:00Z) or unix seconds.
+        #[arg(long)]
+        from: String,
+        /// End of the window.
+        #[arg(long)]
+        to: String,
+        /// Series selectors, e.g. 'container_memory_working_set_bytes{namespace="prod"}'.
+        #[arg(long = "match", required = true)]
+        selectors: Vec<String>,
+        /// Sample spacing (default: the most common spacing in the data).
+        #[arg(long)]
+        interval: Option<String>,
+        #[arg(long, default_value = "recorded incident")]
+        name: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Print the action catalog reference (Markdown; docs/actions.md).
     Catalog,
@@ -120,6 +144,37 @@ fn main() -> ExitCode {
             }
             Command::Lint { paths, format } => lint_command(paths, format),
             Command::Schema { kind, write } => schema_command(kind, write),
+            Command::Record {
+                prometheus,
+                from,
+                to,
+                selectors,
+                interval,
+                name,
+                out,
+            } => {
+                let request = RecordRequest {
+                    name,
+                    selectors,
+                    from: parse_time(&from).context("--from")?,
+                    to: parse_time(&to).context("--to")?,
+                    interval: interval
+                        .map(|i| medic::model::parse_duration(&i))
+                        .transpose()
+                        .context("--interval")?,
+                };
+                let metrics = medic::metrics::PrometheusMetrics::new(&prometheus)?;
+                let fixture = record(&metrics, &request).await?;
+                let text = format!(
+                    "# Recorded by medic record; add the cluster objects, events and `expect` by hand.\n{}",
+                    serde_yaml::to_string(&fixture)?
+                );
+                match out {
+                    Some(path) => std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?,
+                    None => print!("{text}"),
+                }
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Explain {
                 playbook,
                 fixture,
@@ -294,4 +349,16 @@ fn schema_command(kind: Option<SchemaKind>, write: Option<PathBuf>) -> Result<Ex
         (None, None) => anyhow::bail!("name a kind or --write DIR"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// RFC 3339 or unix seconds.
+fn parse_time(text: &str) -> Result<i64> {
+    if let Ok(secs) = text.parse::<i64>() {
+        return Ok(secs);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp())
+        .with_context(|| {
+            format!("`{text}` is neither RFC 3339 (2024-05-01T03:00:00Z) nor unix seconds")
+        })
 }

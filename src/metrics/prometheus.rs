@@ -21,6 +21,43 @@ impl PrometheusMetrics {
     }
 }
 
+impl PrometheusMetrics {
+    /// The raw samples of every series `selector` matches in `[start, end]`,
+    /// as stored (no evaluation step): what `medic record` writes down.
+    pub async fn raw_samples(
+        &self,
+        selector: &str,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<SeriesRange>, MetricsError> {
+        let query = format!("{selector}[{}s]", (end - start).max(1));
+        let result = self
+            .client
+            .query(&query)
+            .at(end)
+            .get()
+            .await
+            .map_err(|e| query_error(&query, e))?;
+        match result.data() {
+            Data::Matrix(m) => Ok(m
+                .iter()
+                .map(|r| SeriesRange {
+                    labels: labels(r.metric()),
+                    samples: r
+                        .samples()
+                        .iter()
+                        .map(|s| (s.timestamp().round() as Timestamp, s.value()))
+                        .collect(),
+                })
+                .collect()),
+            _ => Err(query_error(
+                &query,
+                "expected a range vector of raw samples",
+            )),
+        }
+    }
+}
+
 fn labels(map: &std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }

@@ -4,6 +4,7 @@
 mod fixture;
 pub mod llm_server;
 mod prometheus;
+pub mod record;
 pub mod render;
 mod report;
 mod run;
