@@ -64,7 +64,7 @@ pub async fn record(
     for sel in &req.selectors {
         all.extend(metrics.raw_samples(sel, req.from, req.to).await?);
     }
-    all.sort_by(|a, b| selector_text(&a.labels).cmp(&selector_text(&b.labels)));
+    all.sort_by_cached_key(|s| selector_text(&s.labels));
     all.dedup_by(|a, b| a.labels == b.labels);
     if all.is_empty() {
         return Err(RecordError::Empty(req.selectors.clone()));
