@@ -293,6 +293,7 @@ impl PlanRun {
             target: target.clone(),
             params: step.params.clone(),
             dry_run,
+            risk: step.risk,
             at: now,
             incident: inc.id.clone(),
             playbook: self.plan.playbook.clone(),

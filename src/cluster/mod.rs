@@ -1,10 +1,12 @@
 //! The `Cluster` port: read the objects medic reasons about; perform typed
 //! actions. `SimCluster` holds a fixture's objects in memory.
 
+mod kube;
 mod object;
 mod sim;
 mod snapshot;
 
+pub use self::kube::{EvictionRetry, KubeCluster};
 pub use object::{ClusterObject, ObjectError};
 pub use sim::SimCluster;
 pub use snapshot::{ChangeEvent, ClusterSnapshot, NodeInfo, PodInfo, WorkloadInfo};
@@ -42,6 +44,8 @@ pub struct ActionRequest {
     pub params: BTreeMap<String, serde_yaml::Value>,
     /// Sent as a server-side dry run: validated, not persisted.
     pub dry_run: bool,
+    /// The step's risk, recorded on the Kubernetes Event.
+    pub risk: crate::model::Risk,
     pub at: Timestamp,
     pub incident: String,
     pub playbook: String,

@@ -358,6 +358,7 @@ mod tests {
             target: target.parse().unwrap(),
             params: BTreeMap::new(),
             dry_run: false,
+            risk: crate::model::Risk::Low,
             at: 100,
             incident: "inc-1".into(),
             playbook: "pb".into(),

@@ -1,0 +1,551 @@
+//! The production `Cluster` adapter: kube-rs against the API server, doing
+//! each action the way kubectl does, and recording a Kubernetes Event on
+//! the target of every action it takes. In observe mode every write is
+//! sent with `dryRun=All`.
+
+use super::{ActionRequest, ChangeEvent, Cluster, ClusterError, ClusterObject, ClusterSnapshot};
+use crate::act::Action;
+use crate::model::{ObjectRef, Timestamp};
+use async_trait::async_trait;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Event, Node, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{DeleteParams, EvictParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use std::time::Duration;
+
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+/// How a PodDisruptionBudget refusal (429) is retried before giving up.
+#[derive(Debug, Clone, Copy)]
+pub struct EvictionRetry {
+    pub attempts: u32,
+    pub backoff: Duration,
+}
+
+impl Default for EvictionRetry {
+    fn default() -> Self {
+        EvictionRetry {
+            attempts: 5,
+            backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct KubeCluster {
+    client: Client,
+    retry: EvictionRetry,
+}
+
+impl KubeCluster {
+    pub fn new(client: Client) -> Self {
+        KubeCluster {
+            client,
+            retry: EvictionRetry::default(),
+        }
+    }
+
+    pub fn with_eviction_retry(mut self, retry: EvictionRetry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    fn ns<K>(&self, target: &ObjectRef) -> Result<Api<K>, ClusterError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let ns = target
+            .namespace
+            .as_deref()
+            .ok_or_else(|| ClusterError::Api(format!("{target} has no namespace")))?;
+        Ok(Api::namespaced(self.client.clone(), ns))
+    }
+}
+
+fn api_error(target: &ObjectRef, e: kube::Error) -> ClusterError {
+    match e {
+        kube::Error::Api(s) if s.code == 404 => ClusterError::NotFound(target.clone()),
+        kube::Error::Api(s) => ClusterError::Api(format!("{} {}: {}", s.code, s.reason, s.message)),
+        other => ClusterError::Api(other.to_string()),
+    }
+}
+
+fn refused(req: &ActionRequest, reason: impl Into<String>) -> ClusterError {
+    ClusterError::Refused {
+        action: req.action,
+        target: req.target.clone(),
+        reason: reason.into(),
+    }
+}
+
+fn patch_params(dry_run: bool) -> PatchParams {
+    PatchParams {
+        dry_run,
+        field_manager: Some("medic".into()),
+        ..PatchParams::default()
+    }
+}
+
+fn post_params(dry_run: bool) -> PostParams {
+    PostParams {
+        dry_run,
+        field_manager: Some("medic".into()),
+    }
+}
+
+fn to_object<T: serde::Serialize>(value: &T) -> Option<ClusterObject> {
+    let json = serde_json::to_value(value).ok()?;
+    let yaml: serde_yaml::Value = serde_json::from_value(json).ok()?;
+    ClusterObject::from_value(yaml).ok()
+}
+
+impl KubeCluster {
+    async fn cordon(
+        &self,
+        req: &ActionRequest,
+        unschedulable: bool,
+    ) -> Result<String, ClusterError> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let patch = json!({"spec": {"unschedulable": unschedulable}});
+        nodes
+            .patch(
+                &req.target.name,
+                &patch_params(req.dry_run),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(|e| api_error(&req.target, e))?;
+        Ok(format!(
+            "{} {}",
+            if unschedulable {
+                "cordoned"
+            } else {
+                "uncordoned"
+            },
+            req.target.name
+        ))
+    }
+
+    /// Eviction through the Eviction API: a server-side dry run first, then
+    /// the eviction, retrying while a PodDisruptionBudget says 429.
+    async fn evict(&self, req: &ActionRequest, pod: &ObjectRef) -> Result<String, ClusterError> {
+        let pods: Api<Pod> = self.ns(pod)?;
+        let params = |dry_run| EvictParams {
+            delete_options: None,
+            post_options: post_params(dry_run),
+        };
+        pods.evict(&pod.name, &params(true))
+            .await
+            .map_err(|e| self.eviction_error(req, pod, e))?;
+        if req.dry_run {
+            return Ok(format!("{pod} can be evicted"));
+        }
+        let mut attempt = 0;
+        loop {
+            match pods.evict(&pod.name, &params(false)).await {
+                Ok(_) => return Ok(format!("evicted {pod}")),
+                Err(kube::Error::Api(s)) if s.code == 429 && attempt + 1 < self.retry.attempts => {
+                    attempt += 1;
+                    tracing::info!(incident = %req.incident, pod = %pod, attempt, "eviction refused by a PodDisruptionBudget; retrying");
+                    tokio::time::sleep(self.retry.backoff * attempt).await;
+                }
+                Err(e) => return Err(self.eviction_error(req, pod, e)),
+            }
+        }
+    }
+
+    fn eviction_error(&self, req: &ActionRequest, pod: &ObjectRef, e: kube::Error) -> ClusterError {
+        match e {
+            kube::Error::Api(s) if s.code == 429 => refused(
+                req,
+                format!(
+                    "a PodDisruptionBudget does not allow evicting {pod} now: {}",
+                    s.message
+                ),
+            ),
+            other => api_error(pod, other),
+        }
+    }
+
+    async fn delete_pod(&self, req: &ActionRequest) -> Result<String, ClusterError> {
+        let pods: Api<Pod> = self.ns(&req.target)?;
+        let pod = pods
+            .get(&req.target.name)
+            .await
+            .map_err(|e| api_error(&req.target, e))?;
+        let owned = pod
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o.controller == Some(true));
+        if !owned {
+            return Err(refused(
+                req,
+                "no controller owns the pod; it would not come back",
+            ));
+        }
+        let dp = DeleteParams {
+            dry_run: req.dry_run,
+            ..DeleteParams::default()
+        };
+        pods.delete(&req.target.name, &dp)
+            .await
+            .map_err(|e| api_error(&req.target, e))?;
+        Ok(format!("deleted {}", req.target))
+    }
+
+    async fn drain(&self, req: &ActionRequest) -> Result<String, ClusterError> {
+        self.cordon(req, true).await?;
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let lp = ListParams::default().fields(&format!("spec.nodeName={}", req.target.name));
+        let list = pods
+            .list(&lp)
+            .await
+            .map_err(|e| api_error(&req.target, e))?;
+        let mut evicted = 0;
+        for p in list.items {
+            let daemon = p
+                .metadata
+                .owner_references
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|o| o.kind == "DaemonSet");
+            let mirror = p
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+            if daemon || mirror {
+                continue;
+            }
+            let (Some(name), Some(ns)) = (p.metadata.name, p.metadata.namespace) else {
+                continue;
+            };
+            self.evict(req, &ObjectRef::namespaced("Pod", &ns, &name))
+                .await?;
+            evicted += 1;
+        }
+        Ok(format!(
+            "drained {}: evicted {evicted} pods",
+            req.target.name
+        ))
+    }
+
+    /// As `kubectl rollout undo`: find the previous revision's ReplicaSet
+    /// and replace the Deployment's pod template with its template.
+    async fn rollout_undo(&self, req: &ActionRequest) -> Result<String, ClusterError> {
+        let deployments: Api<Deployment> = self.ns(&req.target)?;
+        let d = deployments
+            .get(&req.target.name)
+            .await
+            .map_err(|e| api_error(&req.target, e))?;
+        let spec = d.spec.clone().unwrap_or_default();
+        if spec.paused == Some(true) {
+            return Err(refused(
+                req,
+                "the Deployment is paused; resume it before rolling back",
+            ));
+        }
+        let selector = spec
+            .selector
+            .match_labels
+            .unwrap_or_default()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sets: Api<ReplicaSet> = self.ns(&req.target)?;
+        let list = sets
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| api_error(&req.target, e))?;
+        let uid = d.metadata.uid.clone();
+        let mut revisions: Vec<(i64, ReplicaSet)> = list
+            .items
+            .into_iter()
+            .filter(|rs| {
+                rs.metadata
+                    .owner_references
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
+            })
+            .filter_map(|rs| {
+                let rev = rs
+                    .metadata
+                    .annotations
+                    .as_ref()?
+                    .get(REVISION)?
+                    .parse()
+                    .ok()?;
+                Some((rev, rs))
+            })
+            .collect();
+        revisions.sort_by_key(|(rev, _)| *rev);
+        let current = d
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(REVISION))
+            .and_then(|r| r.parse::<i64>().ok())
+            .or(revisions.last().map(|(r, _)| *r))
+            .unwrap_or(0);
+        let Some((previous, rs)) = revisions.into_iter().rev().find(|(r, _)| *r < current) else {
+            return Err(refused(req, "no previous revision to roll back to"));
+        };
+        let mut template = rs.spec.and_then(|s| s.template).unwrap_or_default();
+        if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+            labels.remove("pod-template-hash");
+        }
+        let ops = json!([{"op": "replace", "path": "/spec/template", "value": template}]);
+        let patch: json_patch::Patch =
+            serde_json::from_value(ops).map_err(|e| ClusterError::Api(e.to_string()))?;
+        deployments
+            .patch(
+                &req.target.name,
+                &patch_params(req.dry_run),
+                &Patch::<()>::Json(patch),
+            )
+            .await
+            .map_err(|e| api_error(&req.target, e))?;
+        Ok(format!(
+            "rolled back {} from revision {current} to {previous} ({})",
+            req.target,
+            rs.metadata.name.unwrap_or_default()
+        ))
+    }
+
+    async fn rollout_restart(&self, req: &ActionRequest) -> Result<String, ClusterError> {
+        let deployments: Api<Deployment> = self.ns(&req.target)?;
+        let at = rfc3339(req.at);
+        let patch = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}});
+        deployments
+            .patch(
+                &req.target.name,
+                &patch_params(req.dry_run),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(|e| api_error(&req.target, e))?;
+        Ok(format!("restarted {}", req.target))
+    }
+
+    async fn scale(&self, req: &ActionRequest) -> Result<String, ClusterError> {
+        let deployments: Api<Deployment> = self.ns(&req.target)?;
+        let scale = deployments
+            .get_scale(&req.target.name)
+            .await
+            .map_err(|e| api_error(&req.target, e))?;
+        let current = i64::from(scale.spec.and_then(|s| s.replicas).unwrap_or(0));
+        let delta = req.params.get("delta").and_then(serde_yaml::Value::as_i64);
+        let absolute = req
+            .params
+            .get("replicas")
+            .and_then(serde_yaml::Value::as_i64);
+        let wanted = match (delta, absolute) {
+            (Some(d), None) => current + d,
+            (None, Some(r)) => r,
+            _ => {
+                return Err(refused(
+                    req,
+                    "scale needs exactly one of `delta` and `replicas`",
+                ));
+            }
+        };
+        if wanted < 0 {
+            return Err(refused(req, format!("would scale to {wanted} replicas")));
+        }
+        let patch = json!({"spec": {"replicas": wanted}});
+        deployments
+            .patch_scale(
+                &req.target.name,
+                &patch_params(req.dry_run),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(|e| api_error(&req.target, e))?;
+        Ok(format!(
+            "scaled {} from {current} to {wanted} replicas",
+            req.target
+        ))
+    }
+
+    /// A Kubernetes Event on the target, so `kubectl describe` shows what
+    /// medic did and why. Failing to record it does not undo the action.
+    async fn record_event(&self, req: &ActionRequest, message: &str) {
+        let ns = req
+            .target
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+        let (api_version, kind) = match req.target.kind.as_str() {
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
+                ("apps/v1", req.target.kind.clone())
+            }
+            other => ("v1", other.to_string()),
+        };
+        let now = Time(jiff_now(req.at));
+        let event = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("medic-{}-", req.action.name().replace('_', "-"))),
+                namespace: Some(ns.clone()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some(api_version.into()),
+                kind: Some(kind),
+                name: Some(req.target.name.clone()),
+                namespace: req.target.namespace.clone(),
+                ..ObjectReference::default()
+            },
+            reason: Some(format!("Medic{}", camel(req.action.name()))),
+            message: Some(format!(
+                "{message} (incident {}, playbook {}, step {}, risk {})",
+                req.incident, req.playbook, req.step, req.risk
+            )),
+            type_: Some("Normal".into()),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            count: Some(1),
+            reporting_component: Some("medic".into()),
+            source: Some(k8s_openapi::api::core::v1::EventSource {
+                component: Some("medic".into()),
+                host: None,
+            }),
+            ..Event::default()
+        };
+        if let Err(e) = events.create(&PostParams::default(), &event).await {
+            tracing::warn!(incident = %req.incident, error = %e, "could not record the Kubernetes Event");
+        }
+    }
+}
+
+fn camel(name: &str) -> String {
+    name.split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn jiff_now(at: Timestamp) -> k8s_openapi::jiff::Timestamp {
+    k8s_openapi::jiff::Timestamp::from_second(at)
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+}
+
+fn rfc3339(at: Timestamp) -> String {
+    jiff_now(at).to_string()
+}
+
+#[async_trait]
+impl Cluster for KubeCluster {
+    async fn snapshot(&self) -> Result<ClusterSnapshot, ClusterError> {
+        let all = ObjectRef::cluster("Cluster", "all");
+        let lp = ListParams::default();
+        let nodes = Api::<Node>::all(self.client.clone())
+            .list(&lp)
+            .await
+            .map_err(|e| api_error(&all, e))?;
+        let pods = Api::<Pod>::all(self.client.clone())
+            .list(&lp)
+            .await
+            .map_err(|e| api_error(&all, e))?;
+        let deployments = Api::<Deployment>::all(self.client.clone())
+            .list(&lp)
+            .await
+            .map_err(|e| api_error(&all, e))?;
+        let sets = Api::<ReplicaSet>::all(self.client.clone())
+            .list(&lp)
+            .await
+            .map_err(|e| api_error(&all, e))?;
+        let mut objects: Vec<ClusterObject> = Vec::new();
+        objects.extend(nodes.items.iter().filter_map(to_object));
+        objects.extend(pods.items.iter().filter_map(to_object));
+        objects.extend(deployments.items.iter().filter_map(to_object));
+        objects.extend(sets.items.iter().filter_map(to_object));
+        // Each ReplicaSet is a rollout of its Deployment: a deploy at its creation.
+        let changes = sets
+            .items
+            .iter()
+            .filter_map(|rs| {
+                let owner = rs
+                    .metadata
+                    .owner_references
+                    .as_deref()?
+                    .iter()
+                    .find(|o| o.kind == "Deployment")?;
+                let ns = rs.metadata.namespace.as_deref()?;
+                let at = rs.metadata.creation_timestamp.as_ref()?.0.as_second();
+                let revision = rs
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(REVISION))
+                    .cloned();
+                Some(ChangeEvent {
+                    at,
+                    kind: "deploy".into(),
+                    object: ObjectRef::namespaced("Deployment", ns, &owner.name),
+                    message: format!(
+                        "revision {} ({})",
+                        revision.unwrap_or_else(|| "?".into()),
+                        rs.metadata.name.clone().unwrap_or_default()
+                    ),
+                })
+            })
+            .collect();
+        Ok(ClusterSnapshot::from_objects(&objects, changes))
+    }
+
+    async fn perform(&self, req: &ActionRequest) -> Result<String, ClusterError> {
+        let message = match req.action {
+            Action::CaptureLogs => {
+                let text = self.logs(&req.target, 200).await?;
+                format!(
+                    "captured {} log lines of {}",
+                    text.lines().count(),
+                    req.target
+                )
+            }
+            Action::CordonNode => self.cordon(req, true).await?,
+            Action::UncordonNode => self.cordon(req, false).await?,
+            Action::DrainNode => self.drain(req).await?,
+            Action::EvictPod => self.evict(req, &req.target).await?,
+            Action::DeletePod => self.delete_pod(req).await?,
+            Action::RolloutUndo => self.rollout_undo(req).await?,
+            Action::RolloutRestart => self.rollout_restart(req).await?,
+            Action::Scale => self.scale(req).await?,
+            Action::Escalate => {
+                return Err(ClusterError::Unsupported {
+                    action: req.action,
+                    target: req.target.clone(),
+                    reason: "escalation is not a cluster action".into(),
+                });
+            }
+        };
+        if !req.dry_run && req.action.spec().mutating {
+            self.record_event(req, &message).await;
+        }
+        Ok(message)
+    }
+
+    async fn logs(&self, pod: &ObjectRef, tail: usize) -> Result<String, ClusterError> {
+        let pods: Api<Pod> = self.ns(pod)?;
+        let lp = LogParams {
+            tail_lines: Some(i64::try_from(tail).unwrap_or(i64::MAX)),
+            ..LogParams::default()
+        };
+        pods.logs(&pod.name, &lp)
+            .await
+            .map_err(|e| api_error(pod, e))
+    }
+}
