@@ -3,6 +3,7 @@
 
 use crate::diagnose::llm::LlmConfig;
 use crate::incident::CorrelationConfig;
+use crate::metrics::PrometheusConfig;
 use crate::model::{Risk, Secs};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,13 @@ pub struct Config {
     pub correlation: CorrelationConfig,
     /// Optional LLM-assisted diagnosis (off by default).
     pub llm: LlmConfig,
+    /// Where `medic run` queries metrics.
+    pub prometheus: PrometheusConfig,
+    /// Detector and playbook files for `medic run` (reloaded when they
+    /// change); the ones built into the binary when unset.
+    pub playbooks_dir: Option<String>,
+    /// The HTTP server's address (health, metrics, incidents API).
+    pub listen: String,
 }
 
 impl Default for Config {
@@ -67,6 +75,9 @@ impl Default for Config {
             autonomy: Autonomy::default(),
             correlation: CorrelationConfig::default(),
             llm: LlmConfig::default(),
+            prometheus: PrometheusConfig::default(),
+            playbooks_dir: None,
+            listen: "0.0.0.0:8080".into(),
         }
     }
 }

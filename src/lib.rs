@@ -21,6 +21,7 @@ pub mod model;
 pub mod plan;
 pub mod playbook;
 pub mod replay;
+pub mod run;
 pub mod signal;
 pub mod telemetry;
 pub mod template;

@@ -97,6 +97,16 @@ enum Command {
         #[arg(long, conflicts_with = "kind")]
         write: Option<PathBuf>,
     },
+    /// Watch the cluster: detect, diagnose, plan and act (in observe mode: plan and escalate).
+    Run {
+        /// medic.yaml (Prometheus, mode, autonomy, playbooksDir, listen, llm).
+        #[arg(long)]
+        config: PathBuf,
+        /// Act on the objects of this fixture in memory instead of the cluster
+        /// (for trying medic against a real Prometheus without a cluster).
+        #[arg(long)]
+        sim_cluster: Option<PathBuf>,
+    },
     /// Check detector and playbook files; exits 1 when any has an error.
     Lint {
         /// Files or directories; without one, the embedded defaults.
@@ -144,6 +154,7 @@ fn main() -> ExitCode {
             }
             Command::Lint { paths, format } => lint_command(paths, format),
             Command::Schema { kind, write } => schema_command(kind, write),
+            Command::Run { config, sim_cluster } => run_command(config, sim_cluster).await,
             Command::Record {
                 prometheus,
                 from,
@@ -361,4 +372,55 @@ fn parse_time(text: &str) -> Result<i64> {
         .with_context(|| {
             format!("`{text}` is neither RFC 3339 (2024-05-01T03:00:00Z) nor unix seconds")
         })
+}
+
+async fn run_command(config: PathBuf, sim_cluster: Option<PathBuf>) -> Result<ExitCode> {
+    let config = Config::load(&config)?;
+    let cluster: Arc<dyn medic::cluster::Cluster> = match sim_cluster {
+        Some(path) => {
+            let loaded = Loaded::load(&path)?;
+            // The fixture's times are relative to its start; in a live run they start now.
+            let shift = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+                - loaded.start;
+            let changes = loaded
+                .changes
+                .iter()
+                .cloned()
+                .map(|mut c| {
+                    c.at += shift;
+                    c
+                })
+                .collect();
+            Arc::new(medic::cluster::SimCluster::new(
+                loaded.objects.clone(),
+                changes,
+            ))
+        }
+        None => {
+            let client = kube::Client::try_default().await.context(
+                "cannot reach the Kubernetes API (in-cluster ServiceAccount or KUBECONFIG)",
+            )?;
+            Arc::new(medic::cluster::KubeCluster::new(client))
+        }
+    };
+    medic::run::run(config, cluster, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM (what Kubernetes sends before killing the pod).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }

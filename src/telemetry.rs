@@ -17,6 +17,13 @@ pub struct TokenLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub action: String,
+    /// `ok`, `failed` or `dry-run`.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
     /// `used`, `discarded` (answer failed a check) or `failed` (no answer).
     pub outcome: String,
@@ -24,6 +31,10 @@ pub struct CallLabels {
 
 pub struct Metrics {
     registry: Mutex<Registry>,
+    pub open_incidents: prometheus_client::metrics::gauge::Gauge,
+    pub cycle_duration: Histogram,
+    pub actions: Family<ActionLabels, Counter>,
+    pub escalations: Counter,
     pub llm_tokens: Family<TokenLabels, Counter>,
     pub llm_calls: Family<CallLabels, Counter>,
     pub llm_latency: Histogram,
@@ -51,8 +62,32 @@ pub fn metrics() -> &'static Metrics {
             "LLM call latency, retries included",
             llm_latency.clone(),
         );
+        let open_incidents = prometheus_client::metrics::gauge::Gauge::default();
+        let cycle_duration = Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+        let actions = Family::<ActionLabels, Counter>::default();
+        let escalations = Counter::default();
+        registry.register(
+            "open_incidents",
+            "Incidents open now",
+            open_incidents.clone(),
+        );
+        registry.register(
+            "cycle_duration_seconds",
+            "One detection cycle, end to end",
+            cycle_duration.clone(),
+        );
+        registry.register("actions", "Actions by action and result", actions.clone());
+        registry.register(
+            "escalations",
+            "Escalations sent to people",
+            escalations.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
+            open_incidents,
+            cycle_duration,
+            actions,
+            escalations,
             llm_tokens,
             llm_calls,
             llm_latency,
@@ -94,4 +129,25 @@ pub fn record_llm(usage: &LlmUsage) {
         })
         .inc_by(u64::from(usage.completion_tokens));
     m.llm_latency.observe(usage.latency_ms as f64 / 1000.0);
+}
+
+pub fn record_cycle(seconds: f64, open_incidents: usize) {
+    let m = metrics();
+    m.cycle_duration.observe(seconds);
+    m.open_incidents
+        .set(i64::try_from(open_incidents).unwrap_or(i64::MAX));
+}
+
+pub fn record_action(action: &str, result: &str) {
+    metrics()
+        .actions
+        .get_or_create(&ActionLabels {
+            action: action.into(),
+            result: result.into(),
+        })
+        .inc();
+}
+
+pub fn record_escalation() {
+    metrics().escalations.inc();
 }

@@ -323,6 +323,14 @@ impl PlanRun {
                 step.action, target, step.risk
             ),
         );
+        crate::telemetry::record_action(
+            step.action.name(),
+            match result {
+                ActionResult::Ok => "ok",
+                ActionResult::Failed => "failed",
+                ActionResult::DryRun => "dry-run",
+            },
+        );
         inc.actions.push(ActionRecord {
             at: now,
             playbook: self.plan.playbook.clone(),
@@ -432,6 +440,7 @@ pub async fn send_escalation(
         plan: run.map(|r| r.plan.lines()).unwrap_or_default(),
         stopped_at_step: run.and_then(|r| r.plan.steps.get(r.next)).map(|s| s.index),
     };
+    crate::telemetry::record_escalation();
     let channel = ports.escalator.channel().to_string();
     let delivered = match ports.escalator.escalate(&escalation).await {
         Ok(()) => true,

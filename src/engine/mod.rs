@@ -96,6 +96,19 @@ impl Engine {
         &self.config
     }
 
+    /// Swaps in a new, already linted set of detectors and playbooks. Signals
+    /// of detectors that no longer exist stop being tracked; open incidents
+    /// and running plans carry on.
+    pub fn replace_library(&mut self, library: Library) {
+        self.resource_detectors = library
+            .detectors
+            .iter()
+            .filter(|d| d.spec.resource)
+            .map(|d| d.name.clone())
+            .collect();
+        self.library = library;
+    }
+
     /// The cluster as last read.
     pub fn snapshot(&self) -> &ClusterSnapshot {
         &self.last_snapshot

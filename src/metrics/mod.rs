@@ -1,7 +1,9 @@
 //! The `Metrics` port: PromQL instant and range queries at a given time.
 
+mod connection;
 mod prometheus;
 
+pub use connection::{BasicAuth, PrometheusConfig};
 pub use prometheus::PrometheusMetrics;
 
 use crate::model::Timestamp;

@@ -12,6 +12,15 @@ pub struct PrometheusMetrics {
 }
 
 impl PrometheusMetrics {
+    /// With a prepared HTTP client (auth headers, TLS settings).
+    pub fn with_client(http: reqwest::Client, url: &str) -> Result<Self, MetricsError> {
+        let client = Client::from(http, url).map_err(|e| MetricsError::Url {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self { client })
+    }
+
     pub fn new(url: &str) -> Result<Self, MetricsError> {
         let client = Client::try_from(url).map_err(|e| MetricsError::Url {
             url: url.to_string(),

@@ -1,0 +1,154 @@
+//! `medic run`: the live loop. Every interval it evaluates the detectors
+//! against Prometheus and hands the outcome to the same engine replay uses;
+//! it reloads playbooks when their directory changes and serves health,
+//! metrics and incidents over HTTP.
+
+mod reload;
+mod server;
+
+pub use reload::Reloader;
+pub use server::{Shared, Status, router};
+
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::diagnose::llm::{Advisor, live_llm};
+use crate::engine::Engine;
+use crate::escalate::MemoryEscalator;
+use crate::incident::Topology;
+use crate::metrics::{MetricsError, PrometheusMetrics};
+use crate::model::Timestamp;
+use crate::playbook::{Library, LoadError};
+use crate::replay::{Expect, Report};
+use crate::signal::{DetectorOutcome, observe_at};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("playbooks: {0}")]
+    Playbooks(#[from] LoadError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+fn unix_now() -> Timestamp {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as Timestamp)
+}
+
+/// Runs until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    cluster: Arc<dyn Cluster>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let metrics = Arc::new(PrometheusMetrics::from_config(&config.prometheus)?);
+    let mut reloader = config
+        .playbooks_dir
+        .as_ref()
+        .map(|d| Reloader::new(PathBuf::from(d)));
+    let library = match reloader.as_mut() {
+        Some(r) => r.poll()?.unwrap_or_default(),
+        None => Library::embedded()?,
+    };
+    let shared: Shared = Arc::new(RwLock::new(Status::default()));
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    tracing::info!(listen = %config.listen, mode = ?config.mode, "medic is running");
+    let app = router(shared.clone());
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    let interval = Duration::from_secs(config.interval.0.max(1).unsigned_abs());
+    let llm_config = config.llm.clone();
+    let mut engine = Engine::new(
+        config,
+        library,
+        Topology::default(),
+        cluster,
+        metrics.clone(),
+        Arc::new(MemoryEscalator::default()),
+    );
+    match live_llm(&llm_config) {
+        Ok(Some(llm)) => engine = engine.with_advisor(Advisor::new(Arc::new(llm), llm_config)),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "LLM not usable; diagnosis is rule-based"),
+    }
+    tokio::pin!(shutdown);
+    let mut next = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        next += interval;
+        cycle(&mut engine, metrics.as_ref(), reloader.as_mut(), &shared).await;
+    }
+    server.abort();
+    tracing::info!("medic stopped");
+    Ok(())
+}
+
+async fn cycle(
+    engine: &mut Engine,
+    metrics: &PrometheusMetrics,
+    reloader: Option<&mut Reloader>,
+    shared: &Shared,
+) {
+    let started = Instant::now();
+    if let Some(r) = reloader {
+        match r.poll() {
+            Ok(Some(library)) => {
+                tracing::info!(
+                    detectors = library.detectors.len(),
+                    playbooks = library.playbooks.len(),
+                    "playbooks reloaded"
+                );
+                engine.replace_library(library);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!("playbook change rejected, the previous set stays active: {e}")
+            }
+        }
+    }
+    let now = unix_now();
+    let outcomes = observe_at(metrics, &engine.library().detectors, now).await;
+    let error = outcomes.values().find_map(|o| match o {
+        DetectorOutcome::Failed(e) => Some(e.clone()),
+        DetectorOutcome::Ok(_) => None,
+    });
+    engine.tick(now, &outcomes).await;
+    let report = Report::build(
+        "live",
+        "",
+        0,
+        engine.incidents(),
+        &Expect::default(),
+        &Default::default(),
+    );
+    let open = engine.incidents().iter().filter(|i| i.is_open()).count();
+    crate::telemetry::record_cycle(started.elapsed().as_secs_f64(), open);
+    if let Ok(mut s) = shared.write() {
+        s.prometheus_ok = error.is_none();
+        s.prometheus_error = error;
+        s.detectors = engine.library().detectors.len();
+        s.playbooks = engine.library().playbooks.len();
+        s.cycles += 1;
+        s.incidents = report.incidents;
+    }
+}

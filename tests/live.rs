@@ -1,0 +1,213 @@
+//! `medic run` end to end: a real Prometheus scraping a loopback exporter
+//! whose metrics the test drives, medic in enforce mode against a simulated
+//! cluster, an incident detected, remediated and resolved, seen through
+//! medic's own HTTP API.
+
+use axum::Router;
+use axum::routing::get;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const PLAYBOOKS: &str = r#"apiVersion: medic.dev/v1alpha1
+kind: Detector
+metadata: {name: fast_crash_loop}
+spec:
+  severity: high
+  resource: false
+  query: sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total[10s])) >= 2
+  target: {kind: Pod, namespace: "{{ namespace }}", name: "{{ pod }}"}
+  for: 2s
+---
+apiVersion: medic.dev/v1alpha1
+kind: Playbook
+metadata: {name: restart-crash-loop}
+spec:
+  trigger: {signal: fast_crash_loop}
+  maxAutonomousRisk: low
+  steps:
+    - action: rollout_restart
+      risk: low
+      waitFor: {query: 'sum(increase(kube_pod_container_status_restarts_total[5s])) < 1', for: 2s, timeout: 2m}
+  rollback: []
+"#;
+
+const CLUSTER: &str = r#"name: live cluster
+interval: 1s
+duration: 1s
+series: []
+cluster:
+  - {apiVersion: apps/v1, kind: Deployment, metadata: {name: api, namespace: shop}, spec: {replicas: 1}}
+  - {apiVersion: v1, kind: Pod, metadata: {name: api-7c9-x, namespace: shop, ownerReferences: [{kind: ReplicaSet, name: api-7c9, controller: true}]}, spec: {nodeName: n1}}
+expect: {}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
+    // The exporter: a restart counter the test makes climb, then stop.
+    let restarts = Arc::new(AtomicU64::new(0));
+    let r = restarts.clone();
+    let exporter = Router::new().route(
+        "/metrics",
+        get(move || {
+            let n = r.load(Ordering::SeqCst);
+            async move {
+                format!(
+                    "# TYPE kube_pod_container_status_restarts_total counter\nkube_pod_container_status_restarts_total{{namespace=\"shop\",pod=\"api-7c9-x\",container=\"api\"}} {n}\n"
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let exporter_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, exporter).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let prom_port = free_port();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!("global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: exporter\n    static_configs: [{{targets: ['{exporter_addr}']}}]\n"),
+    )
+    .unwrap();
+    let _prometheus = Killed(
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus must be installed (scripts/install-deps)"),
+    );
+    let playbooks = dir.path().join("playbooks");
+    std::fs::create_dir(&playbooks).unwrap();
+    std::fs::write(playbooks.join("live.yaml"), PLAYBOOKS).unwrap();
+    std::fs::write(dir.path().join("cluster.yaml"), CLUSTER).unwrap();
+    let medic_port = free_port();
+    std::fs::write(
+        dir.path().join("medic.yaml"),
+        format!(
+            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{medic_port}\nplaybooksDir: {}\nprometheus: {{url: 'http://127.0.0.1:{prom_port}'}}\ncorrelation: {{settle: 1s, resolveAfter: 3s}}\n",
+            playbooks.display()
+        ),
+    )
+    .unwrap();
+    let mut medic = Killed(
+        Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["run", "--config"])
+            .arg(dir.path().join("medic.yaml"))
+            .arg("--sim-cluster")
+            .arg(dir.path().join("cluster.yaml"))
+            .env("MEDIC_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{medic_port}");
+    let get = |path: &str| {
+        let url = format!("{base}{path}");
+        async move { reqwest::get(url).await.ok() }
+    };
+    // Ready once a cycle has queried Prometheus.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(r) = get("/readyz").await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "medic never became ready");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A bad playbook edit is rejected; the loaded set stays.
+    std::fs::write(playbooks.join("broken.yaml"), "kind: Playbook\n").unwrap();
+    // The crash loop: a restart a second for twelve seconds.
+    for _ in 0..12 {
+        restarts.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let incident = loop {
+        let list: serde_json::Value = match get("/api/v1/incidents").await {
+            Some(r) => r.json().await.unwrap(),
+            None => serde_json::Value::Null,
+        };
+        if let Some(inc) = list.as_array().and_then(|a| a.first()) {
+            if !inc["resolved_at_s"].is_null() {
+                break inc.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "no resolved incident: {list}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(incident["root_cause"], "Deployment/shop/api");
+    assert_eq!(incident["actions"][0]["action"], "rollout_restart");
+    assert_eq!(incident["actions"][0]["target"], "Deployment/shop/api");
+    assert_eq!(incident["actions"][0]["result"], "ok");
+    let stages: Vec<&str> = incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["stage"].as_str())
+        .collect();
+    for stage in [
+        "detect", "open", "diagnose", "plan", "execute", "verify", "resolve",
+    ] {
+        assert!(stages.contains(&stage), "{stage} missing from {stages:?}");
+    }
+    let one: serde_json::Value = get(&format!(
+        "/api/v1/incidents/{}",
+        incident["id"].as_str().unwrap()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(one["id"], incident["id"]);
+    assert_eq!(get("/api/v1/incidents/nope").await.unwrap().status(), 404);
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("medic_actions_total{action=\"rollout_restart\",result=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("medic_cycle_duration_seconds_count"),
+        "{metrics}"
+    );
+    assert_eq!(
+        get("/readyz").await.unwrap().status(),
+        200,
+        "the rejected edit did not unload anything"
+    );
+    // SIGTERM stops it cleanly.
+    let pid = medic.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = medic.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
