@@ -205,6 +205,79 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
         200,
         "the rejected edit did not unload anything"
     );
+    // Alertmanager's webhook: an alert becomes a signal; its repeat is deduplicated.
+    let http = reqwest::Client::new();
+    let alert = serde_json::json!({"version": "4", "status": "firing", "receiver": "medic", "alerts": [
+        {"status": "firing", "labels": {"alertname": "KubeNodeNotReady", "node": "n1", "severity": "critical"},
+         "startsAt": "2024-01-01T00:00:00Z", "fingerprint": "abc123"}]});
+    for _ in 0..2 {
+        let r = http
+            .post(format!("{base}/api/v1/alerts"))
+            .json(&alert)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["accepted"], 1);
+    }
+    let bad = http
+        .post(format!("{base}/api/v1/alerts"))
+        .header("content-type", "application/json")
+        .body("{\"alerts\": 3}")
+        .send()
+        .await
+        .unwrap();
+    assert!(bad.status().is_client_error(), "{}", bad.status());
+    let v3 = http
+        .post(format!("{base}/api/v1/alerts"))
+        .json(&serde_json::json!({"version": "3", "alerts": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v3.status(), 400);
+    let huge = http
+        .post(format!("{base}/api/v1/alerts"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list: serde_json::Value = get("/api/v1/incidents")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let alerted: Vec<&serde_json::Value> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| {
+                i["timeline"]
+                    .to_string()
+                    .contains("KubeNodeNotReady on Node/n1")
+            })
+            .collect();
+        if !alerted.is_empty() {
+            assert_eq!(alerted.len(), 1);
+            assert_eq!(
+                list.as_array().unwrap().len(),
+                2,
+                "the repeat made no second incident"
+            );
+            assert_eq!(alerted[0]["severity"], "critical");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the alert never became an incident: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     // SIGTERM stops it cleanly.
     let pid = medic.0.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();

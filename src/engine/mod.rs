@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::model::{ObjectRef, Timestamp, format_secs};
 use crate::plan::{Plan, matching_playbooks, select_playbook};
 use crate::playbook::Library;
-use crate::signal::{DetectorOutcome, SignalEvent, SignalTracker};
+use crate::signal::{AlertEvent, DetectorOutcome, SignalEvent, SignalTracker};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -45,6 +45,8 @@ pub struct Engine {
     advisor: Option<Advisor>,
     /// Detectors that show a target's own resources saturating.
     resource_detectors: BTreeSet<String>,
+    /// Alertmanager alerts firing now, by fingerprint: repeats are ignored.
+    alerts: BTreeMap<String, (String, ObjectRef)>,
 }
 
 impl Engine {
@@ -81,6 +83,7 @@ impl Engine {
             last_snapshot: ClusterSnapshot::default(),
             advisor: None,
             resource_detectors,
+            alerts: BTreeMap::new(),
         }
     }
 
@@ -94,6 +97,38 @@ impl Engine {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Takes alerts from Alertmanager: a new firing fingerprint becomes a
+    /// signal, a repeat is ignored, a resolved one clears its signal.
+    /// Returns how many were new.
+    pub fn ingest_alerts(&mut self, events: Vec<AlertEvent>) -> usize {
+        let snap = self.last_snapshot.clone();
+        let mut new = 0;
+        for e in events {
+            if e.resolved {
+                if let Some((name, target)) = self.alerts.remove(&e.fingerprint) {
+                    self.clear(&name, &target, e.signal.fired_at);
+                }
+                continue;
+            }
+            if self.alerts.contains_key(&e.fingerprint) {
+                continue;
+            }
+            self.alerts.insert(
+                e.fingerprint,
+                (e.signal.name.clone(), e.signal.target.clone()),
+            );
+            correlate(
+                &mut self.incidents,
+                e.signal,
+                &snap,
+                &self.topology,
+                &self.config.correlation,
+            );
+            new += 1;
+        }
+        new
     }
 
     /// Swaps in a new, already linted set of detectors and playbooks. Signals

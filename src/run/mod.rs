@@ -67,7 +67,8 @@ pub async fn run(
             source,
         })?;
     tracing::info!(listen = %config.listen, mode = ?config.mode, "medic is running");
-    let app = router(shared.clone());
+    let (alerts_tx, mut alerts_rx) = tokio::sync::mpsc::channel(1024);
+    let app = router(shared.clone(), alerts_tx);
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "HTTP server stopped");
@@ -96,6 +97,12 @@ pub async fn run(
             _ = tokio::time::sleep_until(next) => {}
         }
         next += interval;
+        while let Ok(events) = alerts_rx.try_recv() {
+            let new = engine.ingest_alerts(events);
+            if new > 0 {
+                tracing::info!(new, "alerts from Alertmanager");
+            }
+        }
         cycle(&mut engine, metrics.as_ref(), reloader.as_mut(), &shared).await;
     }
     server.abort();

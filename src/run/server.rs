@@ -2,7 +2,9 @@
 //! incidents API.
 
 use crate::replay::IncidentReport;
-use axum::extract::{Path, State};
+use crate::signal::{AlertEvent, WebhookPayload, from_webhook};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,22 +24,69 @@ pub struct Status {
 
 pub type Shared = Arc<RwLock<Status>>;
 
+/// Largest webhook body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+
+#[derive(Clone)]
+struct App {
+    status: Shared,
+    alerts: tokio::sync::mpsc::Sender<Vec<AlertEvent>>,
+}
+
 fn read(shared: &Shared) -> Status {
     shared.read().map(|s| s.clone()).unwrap_or_default()
 }
 
-pub fn router(shared: Shared) -> Router {
+/// `alerts` carries accepted Alertmanager alerts to the loop.
+pub fn router(shared: Shared, alerts: tokio::sync::mpsc::Sender<Vec<AlertEvent>>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/incidents/{id}", get(incident))
-        .with_state(shared)
+        .route("/api/v1/alerts", axum::routing::post(receive_alerts))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(App {
+            status: shared,
+            alerts,
+        })
 }
 
-async fn readyz(State(shared): State<Shared>) -> Response {
-    let s = read(&shared);
+/// Alertmanager's webhook (version 4): each alert that names a pod,
+/// workload or node becomes a signal; repeats are deduplicated by
+/// fingerprint in the engine.
+async fn receive_alerts(
+    State(app): State<App>,
+    body: Result<Json<WebhookPayload>, JsonRejection>,
+) -> Response {
+    let Json(payload) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                e.status(),
+                format!("not an Alertmanager webhook payload: {}", e.body_text()),
+            )
+                .into_response();
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (events, skipped) = match from_webhook(&payload, now) {
+        Ok(x) => x,
+        Err(reason) => return (StatusCode::BAD_REQUEST, reason).into_response(),
+    };
+    let accepted = events.len();
+    if app.alerts.try_send(events).is_err() {
+        // Alertmanager retries a 5xx: nothing is lost.
+        return (StatusCode::SERVICE_UNAVAILABLE, "busy: retry").into_response();
+    }
+    Json(serde_json::json!({"accepted": accepted, "skipped": skipped})).into_response()
+}
+
+async fn readyz(State(app): State<App>) -> Response {
+    let s = read(&app.status);
     let mut problems = Vec::new();
     if s.cycles == 0 {
         problems.push("no detection cycle has run yet".to_string());
@@ -69,12 +118,12 @@ async fn metrics() -> Response {
         .into_response()
 }
 
-async fn incidents(State(shared): State<Shared>) -> Json<Vec<IncidentReport>> {
-    Json(read(&shared).incidents)
+async fn incidents(State(app): State<App>) -> Json<Vec<IncidentReport>> {
+    Json(read(&app.status).incidents)
 }
 
-async fn incident(State(shared): State<Shared>, Path(id): Path<String>) -> Response {
-    match read(&shared).incidents.into_iter().find(|i| i.id == id) {
+async fn incident(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match read(&app.status).incidents.into_iter().find(|i| i.id == id) {
         Some(i) => Json(i).into_response(),
         None => (StatusCode::NOT_FOUND, format!("no incident {id}")).into_response(),
     }

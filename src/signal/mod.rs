@@ -1,9 +1,11 @@
 //! Signals: what a detector saw, on which object, since when.
 
+mod alerts;
 mod detector;
 mod observe;
 mod tracker;
 
+pub use alerts::{AlertEvent, WebhookAlert, WebhookPayload, from_webhook};
 pub use detector::{Detector, DetectorSpec, TargetTemplate};
 pub use observe::{DetectorOutcome, Observation, observe_at, observe_range};
 pub use tracker::{SignalEvent, SignalTracker};
