@@ -136,10 +136,10 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
     // Ready once a cycle has queried Prometheus.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(r) = get("/readyz").await {
-            if r.status() == 200 {
-                break;
-            }
+        if let Some(r) = get("/readyz").await
+            && r.status() == 200
+        {
+            break;
         }
         assert!(Instant::now() < deadline, "medic never became ready");
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -157,10 +157,10 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
             Some(r) => r.json().await.unwrap(),
             None => serde_json::Value::Null,
         };
-        if let Some(inc) = list.as_array().and_then(|a| a.first()) {
-            if !inc["resolved_at_s"].is_null() {
-                break inc.clone();
-            }
+        if let Some(inc) = list.as_array().and_then(|a| a.first())
+            && !inc["resolved_at_s"].is_null()
+        {
+            break inc.clone();
         }
         assert!(Instant::now() < deadline, "no resolved incident: {list}");
         tokio::time::sleep(Duration::from_secs(1)).await;

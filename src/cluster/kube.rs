@@ -342,24 +342,7 @@ impl KubeCluster {
             .await
             .map_err(|e| api_error(&req.target, e))?;
         let current = i64::from(scale.spec.and_then(|s| s.replicas).unwrap_or(0));
-        let delta = req.params.get("delta").and_then(serde_yaml::Value::as_i64);
-        let absolute = req
-            .params
-            .get("replicas")
-            .and_then(serde_yaml::Value::as_i64);
-        let wanted = match (delta, absolute) {
-            (Some(d), None) => current + d,
-            (None, Some(r)) => r,
-            _ => {
-                return Err(refused(
-                    req,
-                    "scale needs exactly one of `delta` and `replicas`",
-                ));
-            }
-        };
-        if wanted < 0 {
-            return Err(refused(req, format!("would scale to {wanted} replicas")));
-        }
+        let wanted = req.wanted_replicas(current)?;
         let patch = json!({"spec": {"replicas": wanted}});
         deployments
             .patch_scale(

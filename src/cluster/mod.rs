@@ -52,6 +52,36 @@ pub struct ActionRequest {
     pub step: usize,
 }
 
+impl ActionRequest {
+    /// The replica count a `scale` asks for, from the current one: exactly
+    /// one of `delta` and `replicas`, never below zero.
+    pub fn wanted_replicas(&self, current: i64) -> Result<i64, ClusterError> {
+        let refused = |reason: String| ClusterError::Refused {
+            action: self.action,
+            target: self.target.clone(),
+            reason,
+        };
+        let delta = self.params.get("delta").and_then(serde_yaml::Value::as_i64);
+        let absolute = self
+            .params
+            .get("replicas")
+            .and_then(serde_yaml::Value::as_i64);
+        let wanted = match (delta, absolute) {
+            (Some(d), None) => current.saturating_add(d),
+            (None, Some(r)) => r,
+            _ => {
+                return Err(refused(
+                    "scale needs exactly one of `delta` and `replicas`".into(),
+                ));
+            }
+        };
+        if wanted < 0 {
+            return Err(refused(format!("would scale to {wanted} replicas")));
+        }
+        Ok(wanted)
+    }
+}
+
 #[async_trait]
 pub trait Cluster: Send + Sync {
     /// What the planner and correlator need to know, read now.

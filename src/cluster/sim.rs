@@ -229,21 +229,7 @@ fn scale(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError>
         .get(&["spec", "replicas"])
         .and_then(Value::as_i64)
         .unwrap_or(1);
-    let delta = req.params.get("delta").and_then(Value::as_i64);
-    let absolute = req.params.get("replicas").and_then(Value::as_i64);
-    let wanted = match (delta, absolute) {
-        (Some(d), None) => current + d,
-        (None, Some(r)) => r,
-        _ => {
-            return Err(refused(
-                req,
-                "scale needs exactly one of `delta` and `replicas`",
-            ));
-        }
-    };
-    if wanted < 0 {
-        return Err(refused(req, format!("would scale to {wanted} replicas")));
-    }
+    let wanted = req.wanted_replicas(current)?;
     w.set(&["spec", "replicas"], Value::from(wanted));
     Ok(format!(
         "scaled {} from {current} to {wanted} replicas",

@@ -125,15 +125,14 @@ pub fn prompt_input(
         untrusted.push(fence("change messages", &messages.join("\n")));
     }
     for s in &inc.signals {
-        if let Some(pod) = snap.pods.get(&s.signal.target) {
-            if !pod.labels.is_empty() {
-                let text: Vec<String> =
-                    pod.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                untrusted.push(fence(
-                    &format!("labels and annotations of {}", s.signal.target),
-                    &text.join("\n"),
-                ));
-            }
+        if let Some(pod) = snap.pods.get(&s.signal.target)
+            && !pod.labels.is_empty()
+        {
+            let text: Vec<String> = pod.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            untrusted.push(fence(
+                &format!("labels and annotations of {}", s.signal.target),
+                &text.join("\n"),
+            ));
         }
     }
     for (pod, text) in logs {

@@ -221,10 +221,10 @@ impl Engine {
             &self.resource_detectors,
         );
         let planning = self.planning.entry(idx).or_default();
-        if let Some((print, root)) = &planning.llm_root {
-            if *print == fingerprint(inc) {
-                lead_with(inc, root);
-            }
+        if let Some((print, root)) = &planning.llm_root
+            && *print == fingerprint(inc)
+        {
+            lead_with(inc, root);
         }
         let root = inc.root_cause().cloned();
         let acted = inc.actions.iter().any(|a| a.action.spec().mutating);
@@ -261,24 +261,25 @@ impl Engine {
                 plan_incident(inc, &ctx, snap, &ports, now, &mut planning.llm_root).await;
             planning.planned_for = inc.root_cause().cloned();
         }
-        if let Some(run) = planning.run.as_mut() {
-            if fresh {
-                run.advance(inc, &ports, now).await;
-            }
+        if let Some(run) = planning.run.as_mut()
+            && fresh
+        {
+            run.advance(inc, &ports, now).await;
         }
         let active = planning.run.as_ref().is_some_and(PlanRun::is_active);
-        if let Some(cleared) = inc.all_cleared_at() {
-            if !active && now - cleared >= corr.resolve_after.0 {
-                inc.resolved_at = Some(now);
-                let text = format!(
-                    "incident {} resolved: all signals clear for {}, open {}",
-                    inc.id,
-                    format_secs(now - cleared),
-                    format_secs(now - inc.opened_at)
-                );
-                inc.record(now, Stage::Resolve, text.clone());
-                notify(inc, &ports, now, text).await;
-            }
+        if let Some(cleared) = inc.all_cleared_at()
+            && !active
+            && now - cleared >= corr.resolve_after.0
+        {
+            inc.resolved_at = Some(now);
+            let text = format!(
+                "incident {} resolved: all signals clear for {}, open {}",
+                inc.id,
+                format_secs(now - cleared),
+                format_secs(now - inc.opened_at)
+            );
+            inc.record(now, Stage::Resolve, text.clone());
+            notify(inc, &ports, now, text).await;
         }
     }
 }
@@ -320,10 +321,10 @@ async fn consult(
         .map(|s| s.signal.target.clone())
         .collect();
     for pod in pods.iter().take(3) {
-        if let Ok(text) = ctx.cluster.logs(pod, 50).await {
-            if !text.is_empty() {
-                logs.push((pod.clone(), text));
-            }
+        if let Ok(text) = ctx.cluster.logs(pod, 50).await
+            && !text.is_empty()
+        {
+            logs.push((pod.clone(), text));
         }
     }
     let input = prompt_input(

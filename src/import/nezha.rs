@@ -224,10 +224,10 @@ pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
     let mut edges = BTreeSet::new();
     if let Ok(mut deps) = csv::Reader::from_path(metric.join("dependency.csv")) {
         for r in deps.records().flatten() {
-            if let (Some(from), Some(to)) = (r.get(0), r.get(1)) {
-                if from != to {
-                    edges.insert((from.to_string(), to.to_string()));
-                }
+            if let (Some(from), Some(to)) = (r.get(0), r.get(1))
+                && from != to
+            {
+                edges.insert((from.to_string(), to.to_string()));
             }
         }
     } else {
@@ -283,11 +283,11 @@ pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
                 let mut values = vec![None; slots];
                 for (t, row) in &p.rows {
                     let slot = (t - start + STEP / 2).div_euclid(STEP);
-                    if (0..slots as i64).contains(&slot) {
-                        if let Some(v) = row.get(*column) {
-                            values[slot as usize] = Some(round(*v));
-                            present = true;
-                        }
+                    if (0..slots as i64).contains(&slot)
+                        && let Some(v) = row.get(*column)
+                    {
+                        values[slot as usize] = Some(round(*v));
+                        present = true;
                     }
                 }
                 series.push(SeriesSpec {

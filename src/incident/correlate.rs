@@ -75,10 +75,10 @@ fn belongs(
     {
         return true;
     }
-    if let Some(node) = &fp.node {
-        if subjects.contains(node) {
-            return true;
-        }
+    if let Some(node) = &fp.node
+        && subjects.contains(node)
+    {
+        return true;
     }
     subjects.iter().any(|s| topo.within(s, &fp.subject, hops))
 }

@@ -47,23 +47,25 @@ impl PrometheusMetrics {
             .get()
             .await
             .map_err(|e| query_error(&query, e))?;
-        match result.data() {
-            Data::Matrix(m) => Ok(m
-                .iter()
-                .map(|r| SeriesRange {
-                    labels: labels(r.metric()),
-                    samples: r
-                        .samples()
-                        .iter()
-                        .map(|s| (s.timestamp().round() as Timestamp, s.value()))
-                        .collect(),
-                })
-                .collect()),
-            _ => Err(query_error(
-                &query,
-                "expected a range vector of raw samples",
-            )),
-        }
+        matrix(&query, result.data())
+    }
+}
+
+/// A range-vector answer as series of (time, value).
+fn matrix(query: &str, data: &Data) -> Result<Vec<SeriesRange>, MetricsError> {
+    match data {
+        Data::Matrix(m) => Ok(m
+            .iter()
+            .map(|r| SeriesRange {
+                labels: labels(r.metric()),
+                samples: r
+                    .samples()
+                    .iter()
+                    .map(|s| (s.timestamp().round() as Timestamp, s.value()))
+                    .collect(),
+            })
+            .collect()),
+        _ => Err(query_error(query, "expected a range vector")),
     }
 }
 
@@ -120,19 +122,6 @@ impl Metrics for PrometheusMetrics {
             .get()
             .await
             .map_err(|e| query_error(query, e))?;
-        match result.data() {
-            Data::Matrix(m) => Ok(m
-                .iter()
-                .map(|r| SeriesRange {
-                    labels: labels(r.metric()),
-                    samples: r
-                        .samples()
-                        .iter()
-                        .map(|s| (s.timestamp().round() as Timestamp, s.value()))
-                        .collect(),
-                })
-                .collect()),
-            _ => Err(query_error(query, "range query did not return a matrix")),
-        }
+        matrix(query, result.data())
     }
 }

@@ -288,10 +288,11 @@ fn lint_detector(l: &mut DocLinter<'_>, spec: &DetectorSpec) {
         ("spec.target.name", Some(&spec.target.name)),
         ("spec.target.namespace", spec.target.namespace.as_ref()),
     ] {
-        if let Some(text) = text {
-            if text.contains("{{") && text.matches("{{").count() != text.matches("}}").count() {
-                l.error(field, "unbalanced `{{ }}`");
-            }
+        if let Some(text) = text
+            && text.contains("{{")
+            && text.matches("{{").count() != text.matches("}}").count()
+        {
+            l.error(field, "unbalanced `{{ }}`");
         }
     }
     if spec.for_.0 < 0 || spec.keep_firing_for.0 < 0 {

@@ -231,13 +231,13 @@ impl Report {
 
 fn check(r: &Report, expect: &Expect) -> Vec<String> {
     let mut failures = Vec::new();
-    if let Some(n) = expect.incidents {
-        if r.incidents.len() != n {
-            failures.push(format!(
-                "expected {n} incident(s), got {}",
-                r.incidents.len()
-            ));
-        }
+    if let Some(n) = expect.incidents
+        && r.incidents.len() != n
+    {
+        failures.push(format!(
+            "expected {n} incident(s), got {}",
+            r.incidents.len()
+        ));
     }
     for want in &expect.signals {
         let target = want.target.to_string();
@@ -251,14 +251,14 @@ fn check(r: &Report, expect: &Expect) -> Vec<String> {
                 want.signal
             )),
             Some(s) => {
-                if let Some(by) = want.by {
-                    if s.at_s > by.0 {
-                        failures.push(format!(
-                            "expected signal {} on {target} by {by}, it fired at {}",
-                            want.signal,
-                            format_secs(s.at_s)
-                        ));
-                    }
+                if let Some(by) = want.by
+                    && s.at_s > by.0
+                {
+                    failures.push(format!(
+                        "expected signal {} on {target} by {by}, it fired at {}",
+                        want.signal,
+                        format_secs(s.at_s)
+                    ));
                 }
             }
         }
@@ -281,14 +281,14 @@ fn check(r: &Report, expect: &Expect) -> Vec<String> {
         .iter()
         .map(|a| a.action.as_str())
         .collect();
-    if let Some(want) = &expect.actions {
-        if taken != want.iter().map(String::as_str).collect::<Vec<_>>() {
-            failures.push(format!(
-                "expected actions [{}], got [{}]",
-                want.join(", "),
-                taken.join(", ")
-            ));
-        }
+    if let Some(want) = &expect.actions
+        && taken != want.iter().map(String::as_str).collect::<Vec<_>>()
+    {
+        failures.push(format!(
+            "expected actions [{}], got [{}]",
+            want.join(", "),
+            taken.join(", ")
+        ));
     }
     for not in &expect.not_actions {
         if taken.contains(&not.as_str()) {

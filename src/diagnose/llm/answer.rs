@@ -86,10 +86,10 @@ pub fn validate_answer(
     if !categories.contains(&answer.category) {
         return Err(AnswerError::UnknownCategory(answer.category));
     }
-    if let Some(p) = &answer.playbook {
-        if !playbooks.contains(p) {
-            return Err(AnswerError::UnknownPlaybook(p.clone()));
-        }
+    if let Some(p) = &answer.playbook
+        && !playbooks.contains(p)
+    {
+        return Err(AnswerError::UnknownPlaybook(p.clone()));
     }
     if !(0.0..=1.0).contains(&answer.confidence) {
         return Err(AnswerError::Confidence(answer.confidence));
