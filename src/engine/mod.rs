@@ -40,7 +40,8 @@ pub struct Engine {
     escalator: Arc<dyn Escalator>,
     tracker: SignalTracker,
     incidents: Vec<Incident>,
-    planning: BTreeMap<usize, Planning>,
+    /// By incident id.
+    planning: BTreeMap<String, Planning>,
     last_snapshot: ClusterSnapshot,
     advisor: Option<Advisor>,
     /// Detectors that show a target's own resources saturating.
@@ -129,6 +130,16 @@ impl Engine {
             new += 1;
         }
         new
+    }
+
+    /// Drops incidents resolved before `cutoff`, and their planning state,
+    /// so a long-running `medic run` does not keep every incident forever.
+    pub fn forget_resolved_before(&mut self, cutoff: Timestamp) {
+        let old = |i: &Incident| i.resolved_at.is_some_and(|t| t < cutoff);
+        for inc in self.incidents.iter().filter(|i| old(i)) {
+            self.planning.remove(&inc.id);
+        }
+        self.incidents.retain(|i| !old(i));
     }
 
     /// Swaps in a new, already linted set of detectors and playbooks. Signals
@@ -220,7 +231,7 @@ impl Engine {
             corr.change_window.0,
             &self.resource_detectors,
         );
-        let planning = self.planning.entry(idx).or_default();
+        let planning = self.planning.entry(inc.id.clone()).or_default();
         if let Some((print, root)) = &planning.llm_root
             && *print == fingerprint(inc)
         {
@@ -425,5 +436,71 @@ async fn plan_incident(
             send_escalation(inc, ports, now, reason, None).await;
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::SimCluster;
+    use crate::escalate::MemoryEscalator;
+    use crate::metrics::PrometheusMetrics;
+    use crate::model::{ObjectRef, Severity};
+    use crate::signal::Signal;
+
+    fn engine() -> Engine {
+        Engine::new(
+            Config::default(),
+            Library::default(),
+            Topology::default(),
+            Arc::new(SimCluster::default()),
+            Arc::new(PrometheusMetrics::new("http://127.0.0.1:9").unwrap()),
+            Arc::new(MemoryEscalator::default()),
+        )
+    }
+
+    fn alert(fingerprint: &str, pod: &str, at: i64, resolved: bool) -> AlertEvent {
+        AlertEvent {
+            fingerprint: fingerprint.into(),
+            resolved,
+            signal: Signal {
+                name: "KubePodCrashLooping".into(),
+                target: ObjectRef::namespaced("Pod", "p", pod),
+                severity: Severity::High,
+                value: 1.0,
+                labels: Default::default(),
+                onset: at,
+                fired_at: at,
+                onset_value: 1.0,
+                peak: 1.0,
+                slope_per_min: 0.0,
+            },
+        }
+    }
+
+    #[test]
+    fn resolved_incidents_are_forgotten_after_the_cutoff_and_open_ones_kept() {
+        let mut e = engine();
+        assert_eq!(
+            e.ingest_alerts(vec![
+                alert("a", "a-1", 100, false),
+                alert("b", "b-1", 100, false)
+            ]),
+            2
+        );
+        assert_eq!(
+            e.ingest_alerts(vec![alert("a", "a-1", 110, false)]),
+            0,
+            "a repeat is ignored"
+        );
+        e.incidents[0].resolved_at = Some(200);
+        e.planning
+            .insert(e.incidents[0].id.clone(), Planning::default());
+        e.forget_resolved_before(150);
+        assert_eq!(e.incidents.len(), 2, "resolved after the cutoff: kept");
+        e.forget_resolved_before(300);
+        assert_eq!(e.incidents.len(), 1);
+        assert!(e.incidents[0].is_open());
+        assert!(e.planning.is_empty());
     }
 }

@@ -38,6 +38,9 @@ pub enum RunError {
     },
 }
 
+/// How long a resolved incident stays in memory and in the incidents API.
+const RESOLVED_RETENTION: i64 = 24 * 3600;
+
 fn unix_now() -> Timestamp {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -140,6 +143,7 @@ async fn cycle(
         DetectorOutcome::Ok(_) => None,
     });
     engine.tick(now, &outcomes).await;
+    engine.forget_resolved_before(now - RESOLVED_RETENTION);
     let report = Report::build(
         "live",
         "",
