@@ -95,6 +95,25 @@ fn post_params(dry_run: bool) -> PostParams {
     }
 }
 
+/// A JSON merge patch of the request's target, as a dry run when asked.
+async fn merge_patch<K>(
+    api: &Api<K>,
+    req: &ActionRequest,
+    patch: serde_json::Value,
+) -> Result<(), ClusterError>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        &req.target.name,
+        &patch_params(req.dry_run),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| api_error(&req.target, e))
+}
+
 fn to_object<T: serde::Serialize>(value: &T) -> Option<ClusterObject> {
     let json = serde_json::to_value(value).ok()?;
     let yaml: serde_yaml::Value = serde_json::from_value(json).ok()?;
@@ -108,15 +127,12 @@ impl KubeCluster {
         unschedulable: bool,
     ) -> Result<String, ClusterError> {
         let nodes: Api<Node> = Api::all(self.client.clone());
-        let patch = json!({"spec": {"unschedulable": unschedulable}});
-        nodes
-            .patch(
-                &req.target.name,
-                &patch_params(req.dry_run),
-                &Patch::Merge(&patch),
-            )
-            .await
-            .map_err(|e| api_error(&req.target, e))?;
+        merge_patch(
+            &nodes,
+            req,
+            json!({"spec": {"unschedulable": unschedulable}}),
+        )
+        .await?;
         Ok(format!(
             "{} {}",
             if unschedulable {
@@ -324,14 +340,7 @@ impl KubeCluster {
         let deployments: Api<Deployment> = self.ns(&req.target)?;
         let at = rfc3339(req.at);
         let patch = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}});
-        deployments
-            .patch(
-                &req.target.name,
-                &patch_params(req.dry_run),
-                &Patch::Merge(&patch),
-            )
-            .await
-            .map_err(|e| api_error(&req.target, e))?;
+        merge_patch(&deployments, req, patch).await?;
         Ok(format!("restarted {}", req.target))
     }
 
