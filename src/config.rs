@@ -64,6 +64,8 @@ pub struct Config {
     pub playbooks_dir: Option<String>,
     /// The HTTP server's address (health, metrics, incidents API).
     pub listen: String,
+    /// Leases for running more than one replica against a real cluster.
+    pub leader_election: crate::ha::LeaderElection,
 }
 
 impl Default for Config {
@@ -78,6 +80,7 @@ impl Default for Config {
             prometheus: PrometheusConfig::default(),
             playbooks_dir: None,
             listen: "0.0.0.0:8080".into(),
+            leader_election: crate::ha::LeaderElection::default(),
         }
     }
 }

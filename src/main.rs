@@ -118,6 +118,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    medic::tls::install_crypto_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MEDIC_LOG")
@@ -376,7 +377,7 @@ fn parse_time(text: &str) -> Result<i64> {
 
 async fn run_command(config: PathBuf, sim_cluster: Option<PathBuf>) -> Result<ExitCode> {
     let config = Config::load(&config)?;
-    let cluster: Arc<dyn medic::cluster::Cluster> = match sim_cluster {
+    let (cluster, leader): (Arc<dyn medic::cluster::Cluster>, _) = match sim_cluster {
         Some(path) => {
             let loaded = Loaded::load(&path)?;
             // The fixture's times are relative to its start; in a live run they start now.
@@ -393,19 +394,30 @@ async fn run_command(config: PathBuf, sim_cluster: Option<PathBuf>) -> Result<Ex
                     c
                 })
                 .collect();
-            Arc::new(medic::cluster::SimCluster::new(
-                loaded.objects.clone(),
-                changes,
-            ))
+            let sim = medic::cluster::SimCluster::new(loaded.objects.clone(), changes);
+            (Arc::new(sim), None)
         }
         None => {
             let client = kube::Client::try_default().await.context(
                 "cannot reach the Kubernetes API (in-cluster ServiceAccount or KUBECONFIG)",
             )?;
-            Arc::new(medic::cluster::KubeCluster::new(client))
+            let kube: Arc<dyn medic::cluster::Cluster> =
+                Arc::new(medic::cluster::KubeCluster::new(client.clone()));
+            let election = &config.leader_election;
+            if election.enabled {
+                let leader = Arc::new(
+                    medic::ha::Leadership::start(client.clone(), election, &medic::ha::identity())
+                        .await?,
+                );
+                let fenced =
+                    medic::ha::FencedCluster::new(kube, leader.clone(), client, election.clone());
+                (Arc::new(fenced), Some(leader))
+            } else {
+                (kube, None)
+            }
         }
     };
-    medic::run::run(config, cluster, shutdown_signal()).await?;
+    medic::run::run(config, cluster, leader, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

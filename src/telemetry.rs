@@ -6,6 +6,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::{Mutex, OnceLock};
@@ -29,8 +30,17 @@ pub struct CallLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DetectorLabels {
+    pub detector: String,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
+    pub signals_firing: Family<DetectorLabels, Gauge>,
+    pub leader: Gauge,
+    pub time_to_detect: Histogram,
+    pub time_to_remediate: Histogram,
     pub open_incidents: prometheus_client::metrics::gauge::Gauge,
     pub cycle_duration: Histogram,
     pub actions: Family<ActionLabels, Counter>,
@@ -82,8 +92,40 @@ pub fn metrics() -> &'static Metrics {
             "Escalations sent to people",
             escalations.clone(),
         );
+        let signals_firing = Family::<DetectorLabels, Gauge>::default();
+        registry.register(
+            "signals_firing",
+            "Signals firing now, by detector",
+            signals_firing.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 when this replica holds the leader Lease (always 1 without leader election)",
+            leader.clone(),
+        );
+        // Minutes matter here: buckets from 15 s to 2 h.
+        let time_to_detect = Histogram::new([
+            15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+        ]);
+        registry.register(
+            "time_to_detect_seconds",
+            "From the earliest signal's onset to the incident opening",
+            time_to_detect.clone(),
+        );
+        let time_to_remediate =
+            Histogram::new([60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0]);
+        registry.register(
+            "time_to_remediate_seconds",
+            "From an incident opening to its resolution, for incidents medic acted on",
+            time_to_remediate.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
+            signals_firing,
+            leader,
+            time_to_detect,
+            time_to_remediate,
             open_incidents,
             cycle_duration,
             actions,
@@ -150,4 +192,29 @@ pub fn record_action(action: &str, result: &str) {
 
 pub fn record_escalation() {
     metrics().escalations.inc();
+}
+
+/// Replaces the firing counts; detectors with none firing read 0.
+pub fn record_firing(by_detector: &std::collections::BTreeMap<String, usize>) {
+    let m = metrics();
+    m.signals_firing.clear();
+    for (detector, n) in by_detector {
+        m.signals_firing
+            .get_or_create(&DetectorLabels {
+                detector: detector.clone(),
+            })
+            .set(i64::try_from(*n).unwrap_or(i64::MAX));
+    }
+}
+
+pub fn record_leader(leader: Option<bool>) {
+    metrics().leader.set(i64::from(leader.unwrap_or(true)));
+}
+
+pub fn record_detected(seconds: i64) {
+    metrics().time_to_detect.observe(seconds as f64);
+}
+
+pub fn record_remediated(seconds: i64) {
+    metrics().time_to_remediate.observe(seconds as f64);
 }

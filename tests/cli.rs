@@ -283,3 +283,33 @@ fn explain_json_says_why_a_trigger_did_not_match() {
         stderr(&o)
     );
 }
+
+#[test]
+fn run_against_an_unreachable_cluster_fails_with_a_reason_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
+         clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+         contexts: [{name: c, context: {cluster: c, user: u, namespace: medic-system}}]\n\
+         users: [{name: u, user: {token: t}}]\n",
+    )
+    .unwrap();
+    let config = dir.path().join("medic.yaml");
+    std::fs::write(&config, "listen: 127.0.0.1:0\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("error: lease medic-leader:")
+            && err.contains("Connection refused")
+            && !err.contains("panicked"),
+        "{err}"
+    );
+}

@@ -1,12 +1,13 @@
 //! deploy/: both overlays render with `kubectl kustomize`, every object
 //! parses into its k8s-openapi type, the enforce ClusterRole grants exactly
-//! what the action catalog needs, and the observe one can write nothing.
+//! what the action catalog needs, the observe one can write nothing outside
+//! its own Leases, and the Deployment runs two hardened replicas.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use medic::act::CATALOG;
 use medic::config::{Config, Mode};
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +15,8 @@ use std::process::Command;
 
 struct Rendered {
     role: ClusterRole,
+    /// The namespaced Role for Leases and the leader's pod label.
+    leases: Role,
     deployment: Deployment,
     config: ConfigMap,
     kinds: Vec<String>,
@@ -38,6 +41,7 @@ fn render(overlay: &str) -> Option<Rendered> {
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let (mut role, mut deployment, mut config, mut kinds) = (None, None, None, Vec::new());
+    let mut leases = None;
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let value: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
         let kind = value["kind"].as_str().unwrap().to_string();
@@ -49,6 +53,8 @@ fn render(overlay: &str) -> Option<Rendered> {
             "PodDisruptionBudget" => drop(parse::<PodDisruptionBudget>(value, &what)),
             "NetworkPolicy" => drop(parse::<NetworkPolicy>(value, &what)),
             "ClusterRoleBinding" => drop(parse::<ClusterRoleBinding>(value, &what)),
+            "RoleBinding" => drop(parse::<RoleBinding>(value, &what)),
+            "Role" => leases = Some(parse::<Role>(value, &what)),
             "ClusterRole" => role = Some(parse::<ClusterRole>(value, &what)),
             "Deployment" => deployment = Some(parse::<Deployment>(value, &what)),
             "ConfigMap" => config = Some(parse::<ConfigMap>(value, &what)),
@@ -58,6 +64,7 @@ fn render(overlay: &str) -> Option<Rendered> {
     }
     Some(Rendered {
         role: role.unwrap(),
+        leases: leases.unwrap(),
         deployment: deployment.unwrap(),
         config: config.unwrap(),
         kinds,
@@ -116,7 +123,7 @@ fn enforce_grants_exactly_what_the_catalog_needs() {
     assert_eq!(grants(&r.role), want);
     let config = Config::parse(&r.config.data.unwrap()["medic.yaml"], "medic.yaml").unwrap();
     assert_eq!(config.mode, Mode::Enforce);
-    assert_eq!(r.kinds.len(), 9, "{:?}", r.kinds);
+    assert_eq!(r.kinds.len(), 12, "{:?}", r.kinds);
 }
 
 #[test]
@@ -141,15 +148,41 @@ fn observe_can_write_nothing() {
 }
 
 #[test]
-fn the_deployment_runs_hardened_and_alone() {
+fn the_deployment_runs_hardened_with_two_replicas_and_a_leader() {
     let Some(r) = render("enforce") else { return };
     let spec = r.deployment.spec.unwrap();
-    assert_eq!(
-        spec.replicas,
-        Some(1),
-        "one replica until leader election exists"
-    );
+    assert_eq!(spec.replicas, Some(2));
     let pod = spec.template.spec.unwrap();
+    let env: BTreeMap<String, String> = pod.containers[0]
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| Some((e.name, e.value_from?.field_ref?.field_path)))
+        .collect();
+    assert_eq!(env["POD_NAME"], "metadata.name");
+    assert_eq!(env["POD_NAMESPACE"], "metadata.namespace");
+    let lease_rule = r
+        .leases
+        .rules
+        .unwrap()
+        .into_iter()
+        .find(|rule| {
+            rule.resources
+                .as_ref()
+                .unwrap()
+                .contains(&"leases".to_string())
+        })
+        .unwrap();
+    assert_eq!(
+        lease_rule.verbs,
+        vec!["get", "create", "update", "patch"],
+        "what kube-lease-manager needs"
+    );
+    assert!(
+        pod.affinity.unwrap().pod_anti_affinity.is_some(),
+        "replicas spread over nodes"
+    );
     assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
     let c = &pod.containers[0];
     let sc = c.security_context.clone().unwrap();

@@ -152,7 +152,12 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(90);
+    let mut saw_firing = false;
     let incident = loop {
+        if let Some(r) = get("/metrics").await {
+            let text = r.text().await.unwrap();
+            saw_firing |= text.contains("medic_signals_firing{detector=");
+        }
         let list: serde_json::Value = match get("/api/v1/incidents").await {
             Some(r) => r.json().await.unwrap(),
             None => serde_json::Value::Null,
@@ -200,6 +205,14 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
         metrics.contains("medic_cycle_duration_seconds_count"),
         "{metrics}"
     );
+    for line in [
+        "medic_time_to_detect_seconds_count 1",
+        "medic_time_to_remediate_seconds_count 1",
+        "medic_leader 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from {metrics}");
+    }
+    assert!(saw_firing, "signals firing were never reported");
     assert_eq!(
         get("/readyz").await.unwrap().status(),
         200,

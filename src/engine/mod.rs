@@ -155,6 +155,11 @@ impl Engine {
         self.library = library;
     }
 
+    /// Signals firing now, by detector.
+    pub fn firing_signals(&self) -> BTreeMap<String, usize> {
+        self.tracker.firing_by_detector()
+    }
+
     /// The cluster as last read.
     pub fn snapshot(&self) -> &ClusterSnapshot {
         &self.last_snapshot

@@ -9,17 +9,21 @@ mod server;
 pub use reload::Reloader;
 pub use server::{Shared, Status, router};
 
+use crate::act::ActionResult;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::diagnose::llm::{Advisor, live_llm};
 use crate::engine::Engine;
 use crate::escalate::MemoryEscalator;
+use crate::ha::Leadership;
+use crate::incident::Incident;
 use crate::incident::Topology;
 use crate::metrics::{MetricsError, PrometheusMetrics};
 use crate::model::Timestamp;
 use crate::playbook::{Library, LoadError};
 use crate::replay::{Expect, Report};
 use crate::signal::{DetectorOutcome, observe_at};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -47,10 +51,14 @@ fn unix_now() -> Timestamp {
         .map_or(0, |d| d.as_secs() as Timestamp)
 }
 
-/// Runs until `shutdown` completes.
+/// Runs until `shutdown` completes. With `leader`, only the replica that
+/// holds the leader Lease runs the pipeline; the others check Prometheus,
+/// take alerts into their incidents and serve the endpoints, ready to take
+/// over.
 pub async fn run(
     config: Config,
     cluster: Arc<dyn Cluster>,
+    leader: Option<Arc<Leadership>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let metrics = Arc::new(PrometheusMetrics::from_config(&config.prometheus)?);
@@ -94,6 +102,8 @@ pub async fn run(
     }
     tokio::pin!(shutdown);
     let mut next = tokio::time::Instant::now();
+    let mut leading = None;
+    let mut seen = Lifecycle::default();
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -106,44 +116,72 @@ pub async fn run(
                 tracing::info!(new, "alerts from Alertmanager");
             }
         }
-        cycle(&mut engine, metrics.as_ref(), reloader.as_mut(), &shared).await;
+        let leads = leader.as_ref().is_none_or(|l| l.is_leader());
+        if leading != Some(leads) {
+            if let Some(l) = &leader {
+                tracing::info!(
+                    identity = l.identity(),
+                    leader = leads,
+                    "leadership changed"
+                );
+                l.label_pod(leads).await;
+            }
+            leading = Some(leads);
+        }
+        let started = Instant::now();
+        reload(&mut engine, reloader.as_mut());
+        let now = unix_now();
+        let outcomes = observe_at(metrics.as_ref(), &engine.library().detectors, now).await;
+        if leads {
+            engine.tick(now, &outcomes).await;
+            engine.forget_resolved_before(now - RESOLVED_RETENTION);
+            seen.record(engine.incidents());
+        }
+        publish(
+            &engine,
+            &outcomes,
+            &shared,
+            started,
+            leader.as_ref().map(|_| leads),
+        );
     }
     server.abort();
+    drop(engine);
+    if let Some(l) = leader.and_then(Arc::into_inner) {
+        l.stop().await;
+    }
     tracing::info!("medic stopped");
     Ok(())
 }
 
-async fn cycle(
-    engine: &mut Engine,
-    metrics: &PrometheusMetrics,
-    reloader: Option<&mut Reloader>,
-    shared: &Shared,
-) {
-    let started = Instant::now();
-    if let Some(r) = reloader {
-        match r.poll() {
-            Ok(Some(library)) => {
-                tracing::info!(
-                    detectors = library.detectors.len(),
-                    playbooks = library.playbooks.len(),
-                    "playbooks reloaded"
-                );
-                engine.replace_library(library);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!("playbook change rejected, the previous set stays active: {e}")
-            }
+fn reload(engine: &mut Engine, reloader: Option<&mut Reloader>) {
+    let Some(r) = reloader else { return };
+    match r.poll() {
+        Ok(Some(library)) => {
+            tracing::info!(
+                detectors = library.detectors.len(),
+                playbooks = library.playbooks.len(),
+                "playbooks reloaded"
+            );
+            engine.replace_library(library);
         }
+        Ok(None) => {}
+        Err(e) => tracing::error!("playbook change rejected, the previous set stays active: {e}"),
     }
-    let now = unix_now();
-    let outcomes = observe_at(metrics, &engine.library().detectors, now).await;
+}
+
+/// Records the cycle's metrics and hands the endpoints what they serve.
+fn publish(
+    engine: &Engine,
+    outcomes: &BTreeMap<String, DetectorOutcome>,
+    shared: &Shared,
+    started: Instant,
+    leader: Option<bool>,
+) {
     let error = outcomes.values().find_map(|o| match o {
         DetectorOutcome::Failed(e) => Some(e.clone()),
         DetectorOutcome::Ok(_) => None,
     });
-    engine.tick(now, &outcomes).await;
-    engine.forget_resolved_before(now - RESOLVED_RETENTION);
     let report = Report::build(
         "live",
         "",
@@ -154,12 +192,47 @@ async fn cycle(
     );
     let open = engine.incidents().iter().filter(|i| i.is_open()).count();
     crate::telemetry::record_cycle(started.elapsed().as_secs_f64(), open);
+    crate::telemetry::record_firing(&engine.firing_signals());
+    crate::telemetry::record_leader(leader);
     if let Ok(mut s) = shared.write() {
         s.prometheus_ok = error.is_none();
         s.prometheus_error = error;
         s.detectors = engine.library().detectors.len();
         s.playbooks = engine.library().playbooks.len();
         s.cycles += 1;
+        s.leader = leader;
         s.incidents = report.incidents;
+    }
+}
+
+/// Which incidents were already counted as opened and as resolved, so
+/// time to detect and time to remediate are observed once each.
+#[derive(Default)]
+struct Lifecycle {
+    opened: BTreeSet<String>,
+    resolved: BTreeSet<String>,
+}
+
+impl Lifecycle {
+    fn record(&mut self, incidents: &[Incident]) {
+        for inc in incidents {
+            if self.opened.insert(inc.id.clone())
+                && let Some(onset) = inc.signals.iter().map(|s| s.signal.onset).min()
+            {
+                crate::telemetry::record_detected((inc.opened_at - onset).max(0));
+            }
+            if let Some(at) = inc.resolved_at
+                && self.resolved.insert(inc.id.clone())
+                && inc.actions.iter().any(|a| {
+                    a.action.spec().mutating && a.result == ActionResult::Ok && !a.rollback
+                })
+            {
+                crate::telemetry::record_remediated((at - inc.opened_at).max(0));
+            }
+        }
+        // Forget what the engine forgot, so these sets stay bounded.
+        let live: BTreeSet<&str> = incidents.iter().map(|i| i.id.as_str()).collect();
+        self.opened.retain(|id| live.contains(id.as_str()));
+        self.resolved.retain(|id| live.contains(id.as_str()));
     }
 }

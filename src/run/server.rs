@@ -19,6 +19,8 @@ pub struct Status {
     pub detectors: usize,
     pub playbooks: usize,
     pub cycles: u64,
+    /// Whether this replica leads; `None` without leader election.
+    pub leader: Option<bool>,
     pub incidents: Vec<IncidentReport>,
 }
 

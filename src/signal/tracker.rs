@@ -40,6 +40,17 @@ impl SignalTracker {
         self.states.values().filter(|s| s.firing).count()
     }
 
+    /// Signals firing now, by detector.
+    pub fn firing_by_detector(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for ((name, _), s) in &self.states {
+            if s.firing {
+                *out.entry(name.clone()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
     /// Advances to `now` with what each detector returned.
     pub fn update(
         &mut self,

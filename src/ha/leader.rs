@@ -1,0 +1,183 @@
+//! The leader Lease: kube-lease-manager keeps it claimed and renewed in the
+//! background; `confirm` reads it back from the API right before a write,
+//! so a replica that lost the Lease (a partition, a long GC pause) cannot
+//! act on a stale belief that it still leads.
+
+use super::{HaError, LeaderElection};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use kube_lease_manager::{DurationSeconds, LeaseManager, LeaseManagerBuilder, LeaseManagerError};
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The pod label that marks the replica that leads.
+pub const LEADER_LABEL: &str = "medic.dev/leader";
+
+pub struct Leadership {
+    identity: String,
+    lease_name: String,
+    leases: Api<Lease>,
+    /// This replica's own pod, labelled with its role so the webhook
+    /// Service routes Alertmanager to the leader.
+    pods: Api<Pod>,
+    /// Least validity left for a write to go ahead.
+    margin: Duration,
+    state: watch::Receiver<bool>,
+    task: JoinHandle<Result<LeaseManager, LeaseManagerError>>,
+}
+
+impl Leadership {
+    /// Creates the Lease if needed and starts competing for it.
+    pub async fn start(
+        client: Client,
+        config: &LeaderElection,
+        identity: &str,
+    ) -> Result<Leadership, HaError> {
+        let namespace = config.namespace();
+        let manager = LeaseManagerBuilder::new(client.clone(), &config.lease_name)
+            .with_namespace(&namespace)
+            .with_identity(identity)
+            .with_duration(secs(config.lease_duration.0))
+            .with_grace(secs(config.renew_before.0))
+            .build()
+            .await
+            .map_err(|source| HaError::Lease {
+                lease: config.lease_name.clone(),
+                source,
+            })?;
+        let (state, task) = manager.watch().await;
+        tracing::info!(lease = %config.lease_name, %namespace, identity, "competing for leadership");
+        Ok(Leadership {
+            identity: identity.into(),
+            lease_name: config.lease_name.clone(),
+            leases: Api::namespaced(client.clone(), &namespace),
+            pods: Api::namespaced(client, &namespace),
+            margin: Duration::from_secs(secs(config.renew_before.0) / 2),
+            state,
+            task,
+        })
+    }
+
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// What the background renewal last saw; cheap, may be a few seconds old.
+    pub fn is_leader(&self) -> bool {
+        *self.state.borrow()
+    }
+
+    /// Sets the `medic.dev/leader` label on this replica's pod (`$POD_NAME`),
+    /// which the `medic-webhook` Service selects on.
+    pub async fn label_pod(&self, leading: bool) {
+        let Ok(pod) = std::env::var("POD_NAME") else {
+            return;
+        };
+        let patch = serde_json::json!({
+            "metadata": {"labels": {LEADER_LABEL: if leading { "true" } else { "false" }}}
+        });
+        let params = PatchParams {
+            field_manager: Some("medic".into()),
+            ..PatchParams::default()
+        };
+        if let Err(e) = self.pods.patch(&pod, &params, &Patch::Merge(&patch)).await {
+            tracing::warn!(%pod, error = %e, "cannot label this pod with its leader role");
+        }
+    }
+
+    /// Reads the Lease from the API and succeeds only if this replica holds
+    /// it with enough time left.
+    pub async fn confirm(&self) -> Result<(), HaError> {
+        let lease = self
+            .leases
+            .get(&self.lease_name)
+            .await
+            .map_err(|source| HaError::Read {
+                lease: self.lease_name.clone(),
+                source,
+            })?;
+        let spec = lease.spec.unwrap_or_default();
+        if holds_lease(&spec, &self.identity, SystemTime::now(), self.margin) {
+            Ok(())
+        } else {
+            Err(HaError::NotLeader(format!(
+                "lease {} is held by {}",
+                self.lease_name,
+                spec.holder_identity.as_deref().unwrap_or("nobody")
+            )))
+        }
+    }
+
+    /// Gives the Lease up so another replica takes over at once rather
+    /// than after it expires.
+    pub async fn stop(self) {
+        let Leadership { state, task, .. } = self;
+        drop(state);
+        match tokio::time::timeout(Duration::from_secs(5), task).await {
+            Ok(Ok(Ok(_))) => tracing::info!("leader lease released"),
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "could not release the leader lease"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "lease task failed"),
+            Err(_) => tracing::warn!("leader lease not released within 5s; it will expire"),
+        }
+    }
+}
+
+fn secs(s: i64) -> DurationSeconds {
+    s.max(1).unsigned_abs()
+}
+
+/// Whether `identity` holds the Lease at `now` with at least `margin` left.
+pub fn holds_lease(spec: &LeaseSpec, identity: &str, now: SystemTime, margin: Duration) -> bool {
+    if spec.holder_identity.as_deref() != Some(identity) {
+        return false;
+    }
+    let (Some(renewed), Some(duration)) = (&spec.renew_time, spec.lease_duration_seconds) else {
+        return false;
+    };
+    let Ok(duration) = u64::try_from(duration) else {
+        return false;
+    };
+    let renewed: SystemTime = renewed.0.into();
+    renewed + Duration::from_secs(duration) >= now + margin
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+
+    fn spec(holder: Option<&str>, renewed: SystemTime, duration: i32) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: holder.map(Into::into),
+            renew_time: Some(MicroTime(
+                k8s_openapi::jiff::Timestamp::try_from(renewed).unwrap(),
+            )),
+            lease_duration_seconds: Some(duration),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn holds_only_its_own_unexpired_lease_with_margin_left() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let margin = Duration::from_secs(2);
+        let ago = |s| now - Duration::from_secs(s);
+        assert!(holds_lease(&spec(Some("a"), ago(5), 15), "a", now, margin));
+        assert!(!holds_lease(&spec(Some("b"), ago(5), 15), "a", now, margin));
+        assert!(!holds_lease(&spec(None, ago(5), 15), "a", now, margin));
+        assert!(
+            !holds_lease(&spec(Some("a"), ago(14), 15), "a", now, margin),
+            "1s left is less than the margin"
+        );
+        assert!(!holds_lease(
+            &spec(Some("a"), ago(60), 15),
+            "a",
+            now,
+            margin
+        ));
+        assert!(!holds_lease(&LeaseSpec::default(), "a", now, margin));
+    }
+}
