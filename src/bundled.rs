@@ -3,6 +3,10 @@
 
 pub const FIXTURES: &[(&str, &str)] = &[
     (
+        "approved-rollback-resumes-plan.yaml",
+        include_str!("../fixtures/incidents/approved-rollback-resumes-plan.yaml"),
+    ),
+    (
         "connection-pool-cascade.yaml",
         include_str!("../fixtures/incidents/connection-pool-cascade.yaml"),
     ),
@@ -13,6 +17,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
     (
         "crash-loop-no-recent-deploy.yaml",
         include_str!("../fixtures/incidents/crash-loop-no-recent-deploy.yaml"),
+    ),
+    (
+        "denied-rollback-ends-plan.yaml",
+        include_str!("../fixtures/incidents/denied-rollback-ends-plan.yaml"),
     ),
     (
         "disk-filling-node.yaml",

@@ -66,6 +66,8 @@ pub struct Config {
     pub listen: String,
     /// Leases for running more than one replica against a real cluster.
     pub leader_election: crate::ha::LeaderElection,
+    /// Who may approve a step medic would not run alone, and for how long.
+    pub approvals: crate::escalate::ApprovalConfig,
 }
 
 impl Default for Config {
@@ -81,6 +83,7 @@ impl Default for Config {
             playbooks_dir: None,
             listen: "0.0.0.0:8080".into(),
             leader_election: crate::ha::LeaderElection::default(),
+            approvals: crate::escalate::ApprovalConfig::default(),
         }
     }
 }

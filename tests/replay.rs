@@ -201,6 +201,81 @@ async fn a_step_above_the_bound_is_escalated_with_the_plan_and_not_run() {
 }
 
 #[tokio::test]
+async fn an_approval_resumes_the_plan_at_the_stopped_step() {
+    let r = replay("approved-rollback-resumes-plan.yaml").await;
+    assert!(r.passed, "{:?}", r.failures);
+    assert_eq!(
+        actions(&r),
+        vec![
+            act(
+                "capture_logs",
+                "Pod/shop/checkout-8d9e1-kq2zt",
+                ActionResult::Ok,
+                false
+            ),
+            act(
+                "rollout_undo",
+                "Deployment/shop/checkout",
+                ActionResult::Ok,
+                false
+            ),
+        ]
+    );
+    let inc = &r.incidents[0];
+    let approved = inc
+        .timeline
+        .iter()
+        .position(|t| t.text == "step 2 rollout_undo approved by alice via fixture")
+        .expect("the approval is on the timeline");
+    let undo = inc
+        .timeline
+        .iter()
+        .position(|t| t.text.starts_with("rollout_undo Deployment/shop/checkout"))
+        .unwrap();
+    assert!(approved < undo, "approved, then run");
+    assert_eq!(
+        inc.actions[1].at_s,
+        12 * 60 + 30,
+        "run when the answer came"
+    );
+    assert!(inc.resolved_at_s.is_some());
+}
+
+#[tokio::test]
+async fn a_denial_ends_the_plan_and_says_who_denied() {
+    let r = replay("denied-rollback-ends-plan.yaml").await;
+    assert!(r.passed, "{:?}", r.failures);
+    assert_eq!(actions(&r).len(), 1, "only capture_logs");
+    assert!(
+        r.incidents[0]
+            .timeline
+            .iter()
+            .any(|t| t.text == "step 2 rollout_undo denied by bob via fixture")
+    );
+}
+
+#[tokio::test]
+async fn an_answer_with_nothing_waiting_fails_the_replay() {
+    let path = fixtures_dir().join("denied-rollback-ends-plan.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("{at: 13m, step: 2,", "{at: 5m, step: 2,");
+    let loaded = Loaded::parse(&text, "edited.yaml").unwrap();
+    let r = replay_loaded(&loaded, &ReplayOptions::embedded())
+        .await
+        .unwrap();
+    assert!(!r.passed);
+    assert!(
+        r.failures.contains(
+            &"approvals: at 5m bob answers step 2, but nothing waits for approval there"
+                .to_string()
+        ),
+        "{:?}",
+        r.failures
+    );
+}
+
+#[tokio::test]
 async fn wrong_expectations_fail_with_reasons() {
     let path = fixtures_dir().join("memory-leak-after-deploy.yaml");
     let text = std::fs::read_to_string(&path).unwrap();

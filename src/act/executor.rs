@@ -8,11 +8,14 @@
 use super::Action;
 use crate::cluster::{ActionRequest, Cluster, ClusterSnapshot};
 use crate::config::{Config, Mode};
-use crate::escalate::{Escalation, EscalationRecord, Escalator, Notification};
+use crate::escalate::{
+    ApprovalAsk, ApprovalRecord, ApprovalStore, DiagnosisLine, Escalation, EscalationRecord,
+    Escalator, Notification, Verdict, approval_key, plan_digest,
+};
 use crate::incident::{Incident, Stage};
 use crate::metrics::Metrics;
 use crate::model::{ObjectRef, Risk, Timestamp, format_secs};
-use crate::plan::{Decision, Plan, PlannedStep, build_context, decide};
+use crate::plan::{Decision, Plan, PlannedStep, approvable, build_context, decide};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,9 +51,11 @@ pub enum RunState {
         holding_since: Option<Timestamp>,
         last_error: Option<String>,
     },
-    /// Stopped before the step at `next`, waiting for people.
+    /// Stopped before the step at `next`, waiting for people. With
+    /// `approval`, a person's yes runs that step and the plan goes on.
     AwaitingApproval {
         reason: String,
+        approval: bool,
     },
     Done,
     Failed {
@@ -77,6 +82,7 @@ pub struct Ports<'a> {
     pub cluster: &'a dyn Cluster,
     pub metrics: &'a dyn Metrics,
     pub escalator: &'a dyn Escalator,
+    pub approvals: &'a dyn ApprovalStore,
     pub config: &'a Config,
     pub snapshot: &'a ClusterSnapshot,
 }
@@ -117,10 +123,15 @@ impl PlanRun {
                             self.plan.playbook,
                             summary_of_actions(inc)
                         );
-                        notify(inc, ports, now, text).await;
+                        notify(inc, ports, now, "completed", text).await;
                         return StepOutcome::Stopped;
                     };
                     if !self.run_step(&step, inc, ports, now).await {
+                        return StepOutcome::Stopped;
+                    }
+                }
+                RunState::AwaitingApproval { approval: true, .. } => {
+                    if !self.check_approval(inc, ports, now).await {
                         return StepOutcome::Stopped;
                     }
                 }
@@ -160,7 +171,7 @@ impl PlanRun {
                         "step {} {}: cannot tell whether to run it: {e}",
                         step.index, step.action
                     );
-                    self.stop_for_people(inc, ports, now, reason).await;
+                    self.stop_for_people(inc, ports, now, reason, false).await;
                     return false;
                 }
             }
@@ -176,36 +187,129 @@ impl PlanRun {
                         reason.push_str(&format!("; its dry run failed: {e}"));
                     }
                 }
-                self.stop_for_people(inc, ports, now, reason).await;
+                let approval = approvable(step, ports.config);
+                self.stop_for_people(inc, ports, now, reason, approval)
+                    .await;
                 false
             }
-            Decision::Run => match self.perform(step, inc, ports, now, false, false).await {
-                Ok(()) => {
-                    if let Some(v) = &step.verify {
-                        inc.record(
-                            now,
-                            Stage::Verify,
-                            format!(
-                                "waiting up to {} for `{}` to hold {}",
-                                v.timeout,
-                                one_line(&v.query),
-                                v.for_
-                            ),
-                        );
-                        self.state = RunState::Verifying {
-                            started: now,
-                            holding_since: None,
-                            last_error: None,
-                        };
-                    }
-                    self.next += 1;
-                    true
+            Decision::Run => self.execute(step, inc, ports, now).await,
+        }
+    }
+
+    /// Performs a step that may run and moves on to its verification.
+    async fn execute(
+        &mut self,
+        step: &PlannedStep,
+        inc: &mut Incident,
+        ports: &Ports<'_>,
+        now: Timestamp,
+    ) -> bool {
+        if step.action == Action::Escalate {
+            // A gate a person has opened: nothing to perform.
+            self.next += 1;
+            return true;
+        }
+        match self.perform(step, inc, ports, now, false, false).await {
+            Ok(()) => {
+                if let Some(v) = &step.verify {
+                    inc.record(
+                        now,
+                        Stage::Verify,
+                        format!(
+                            "waiting up to {} for `{}` to hold {}",
+                            v.timeout,
+                            one_line(&v.query),
+                            v.for_
+                        ),
+                    );
+                    self.state = RunState::Verifying {
+                        started: now,
+                        holding_since: None,
+                        last_error: None,
+                    };
                 }
-                Err(reason) => {
-                    self.fail(inc, ports, now, reason).await;
-                    false
+                self.next += 1;
+                true
+            }
+            Err(reason) => {
+                self.fail(inc, ports, now, reason).await;
+                false
+            }
+        }
+    }
+
+    /// Reads the answer to the pending approval; true once the approved
+    /// step ran and the run may go on.
+    async fn check_approval(
+        &mut self,
+        inc: &mut Incident,
+        ports: &Ports<'_>,
+        now: Timestamp,
+    ) -> bool {
+        let Some(step) = self.plan.steps.get(self.next).cloned() else {
+            return false;
+        };
+        let record = match ports.approvals.get(&inc.id, step.index).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return false,
+            Err(e) => {
+                // Fail closed: no answer read is no answer.
+                tracing::warn!(incident = %inc.id, error = %e, "cannot read the approval");
+                return false;
+            }
+        };
+        let digest = plan_digest(&self.plan.playbook, &self.plan.lines());
+        match record.verdict(now) {
+            Verdict::Pending => false,
+            Verdict::Approved(a) if record.plan_digest != digest => {
+                let reason = format!(
+                    "step {} approval by {} refused: it approved plan {}, the plan is now {digest}",
+                    step.index, a.by, record.plan_digest
+                );
+                self.state = RunState::AwaitingApproval {
+                    reason: reason.clone(),
+                    approval: false,
+                };
+                send_escalation(inc, ports, now, reason, Some(self)).await;
+                false
+            }
+            Verdict::Approved(a) => {
+                if ports.config.paused || ports.config.mode == Mode::Observe {
+                    // An approval lets one step past the risk bound, not past
+                    // a pause or observe mode: wait until those lift.
+                    return false;
                 }
-            },
+                let text = format!(
+                    "step {} {} approved by {} via {}",
+                    step.index, step.action, a.by, a.via
+                );
+                self.state = RunState::Ready;
+                inc.record(now, Stage::Answer, text.clone());
+                notify(inc, ports, now, "approved", text).await;
+                self.execute(&step, inc, ports, now).await
+            }
+            Verdict::Denied(a) => {
+                let reason = format!(
+                    "step {} {} denied by {} via {}",
+                    step.index, step.action, a.by, a.via
+                );
+                inc.record(now, Stage::Answer, reason.clone());
+                notify(inc, ports, now, "denied", reason.clone()).await;
+                self.state = RunState::Failed { reason };
+                false
+            }
+            Verdict::Expired(at) => {
+                let reason = format!(
+                    "step {} {}: no answer within {}, which counts as denied",
+                    step.index,
+                    step.action,
+                    format_secs(at - record.requested_at)
+                );
+                inc.record(now, Stage::Answer, reason.clone());
+                notify(inc, ports, now, "denied", reason.clone()).await;
+                self.state = RunState::Failed { reason };
+                false
+            }
         }
     }
 
@@ -236,16 +340,14 @@ impl PlanRun {
             Ok(series) if !series.is_empty() => {
                 let since = *holding_since.get_or_insert(now);
                 if now - since >= v.for_.0 {
-                    inc.record(
-                        now,
-                        Stage::Verify,
-                        format!(
-                            "step {} {} verified: condition held {}",
-                            step.index,
-                            step.action,
-                            format_secs(now - since)
-                        ),
+                    let text = format!(
+                        "step {} {} verified: condition held {}",
+                        step.index,
+                        step.action,
+                        format_secs(now - since)
                     );
+                    inc.record(now, Stage::Verify, text.clone());
+                    notify(inc, ports, now, "verified", text).await;
                     self.state = RunState::Ready;
                     return true;
                 }
@@ -336,12 +438,20 @@ impl PlanRun {
             playbook: self.plan.playbook.clone(),
             step: step.index,
             action: step.action,
-            target: Some(target),
+            target: Some(target.clone()),
             risk: step.risk,
             result,
             message: message.clone(),
             rollback,
         });
+        if !dry_run && step.action.spec().mutating {
+            let kind = if rollback { "rolled_back" } else { "action" };
+            let text = format!(
+                "{} {} [{} risk]: {status}: {message}",
+                step.action, target, step.risk
+            );
+            notify(inc, ports, now, kind, text).await;
+        }
         outcome
             .map(|_| ())
             .map_err(|e| format!("step {} {} failed: {e}", step.index, step.action))
@@ -387,9 +497,36 @@ impl PlanRun {
         ports: &Ports<'_>,
         now: Timestamp,
         reason: String,
+        approval: bool,
     ) {
-        send_escalation(inc, ports, now, reason.clone(), Some(self)).await;
-        self.state = RunState::AwaitingApproval { reason };
+        let mut approval = approval;
+        if approval && let Some(step) = self.plan.steps.get(self.next) {
+            let plan = self.plan.lines();
+            let record = ApprovalRecord {
+                incident: inc.id.clone(),
+                step: step.index,
+                playbook: self.plan.playbook.clone(),
+                action: step.action.name().to_string(),
+                target: step.target.as_ref().map(ToString::to_string),
+                risk: step.risk,
+                plan_digest: plan_digest(&self.plan.playbook, &plan),
+                plan,
+                approvers: ports.config.approvals.approvers.clone(),
+                requested_at: now,
+                expires_at: now + ports.config.approvals.ttl.0,
+                answer: None,
+            };
+            if let Err(e) = ports.approvals.request(&record).await {
+                // Without a stored request nobody can answer: escalate only.
+                tracing::error!(incident = %inc.id, error = %e, "approval request not stored");
+                approval = false;
+            }
+        }
+        self.state = RunState::AwaitingApproval {
+            reason: reason.clone(),
+            approval,
+        };
+        send_escalation(inc, ports, now, reason, Some(self)).await;
     }
 }
 
@@ -425,7 +562,24 @@ pub async fn send_escalation(
     if inc.escalations.iter().any(|e| e.reason == reason) {
         return;
     }
+    let plan = run.map(|r| r.plan.lines()).unwrap_or_default();
+    let playbook = run.map(|r| r.plan.playbook.clone());
+    let digest = plan_digest(playbook.as_deref().unwrap_or(""), &plan);
+    let stopped = run.and_then(|r| r.plan.steps.get(r.next)).map(|s| s.index);
+    let approval = match (run.map(|r| &r.state), stopped) {
+        (Some(RunState::AwaitingApproval { approval: true, .. }), Some(step)) => {
+            Some(ApprovalAsk {
+                key: approval_key(&inc.id, step),
+                step,
+                plan_digest: digest.clone(),
+                expires_at: now + ports.config.approvals.ttl.0,
+                approvers: ports.config.approvals.approvers.clone(),
+            })
+        }
+        _ => None,
+    };
     let escalation = Escalation {
+        id: escalation_id(&inc.id, inc.severity, &digest, &reason),
         incident: inc.id.clone(),
         severity: inc.severity,
         at: now,
@@ -436,9 +590,16 @@ pub async fn send_escalation(
             .as_ref()
             .map(|d| d.summary.clone())
             .unwrap_or_default(),
-        playbook: run.map(|r| r.plan.playbook.clone()),
-        plan: run.map(|r| r.plan.lines()).unwrap_or_default(),
-        stopped_at_step: run.and_then(|r| r.plan.steps.get(r.next)).map(|s| s.index),
+        playbook,
+        plan,
+        stopped_at_step: stopped,
+        diagnosis: inc.diagnosis.as_ref().map(|d| DiagnosisLine {
+            category: d.category.clone(),
+            confidence: d.confidence,
+            source: d.source.clone(),
+            evidence: d.evidence.clone(),
+        }),
+        approval,
     };
     crate::telemetry::record_escalation();
     let channel = ports.escalator.channel().to_string();
@@ -465,10 +626,33 @@ pub async fn send_escalation(
     });
 }
 
-pub async fn notify(inc: &mut Incident, ports: &Ports<'_>, now: Timestamp, text: String) {
+/// The same incident, severity, plan and reason always give the same id.
+fn escalation_id(
+    incident: &str,
+    severity: crate::model::Severity,
+    plan: &str,
+    reason: &str,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(format!("{incident}|{severity}|{plan}|{reason}").as_bytes());
+    let short: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{incident}-esc-{short}")
+}
+
+/// Tells people what happened (`kind`: opened, action, verified, ...).
+pub async fn notify(
+    inc: &mut Incident,
+    ports: &Ports<'_>,
+    now: Timestamp,
+    kind: &str,
+    text: String,
+) {
     let n = Notification {
+        // The timeline position makes it unique and stable across redeliveries.
+        id: format!("{}-ev-{}", inc.id, inc.timeline.len()),
         incident: inc.id.clone(),
         at: now,
+        kind: kind.to_string(),
         text: text.clone(),
     };
     let channel = ports.escalator.channel().to_string();

@@ -9,7 +9,7 @@ use crate::cluster::{Cluster, ClusterSnapshot};
 use crate::config::Config;
 use crate::diagnose::llm::Advisor;
 use crate::diagnose::{Diagnosis, diagnose, fingerprint, prompt_input};
-use crate::escalate::Escalator;
+use crate::escalate::{ApprovalStore, Escalator, MemoryApprovals};
 use crate::incident::{Incident, Stage, Topology, correlate, rank_root_causes};
 use crate::metrics::Metrics;
 use crate::model::{ObjectRef, Timestamp, format_secs};
@@ -29,6 +29,8 @@ struct Planning {
     /// the incident it was given: it leads the ranking until new signals
     /// change the fingerprint.
     llm_root: Option<(String, ObjectRef)>,
+    /// Whether people were told the incident opened.
+    announced: bool,
 }
 
 pub struct Engine {
@@ -38,6 +40,7 @@ pub struct Engine {
     cluster: Arc<dyn Cluster>,
     metrics: Arc<dyn Metrics>,
     escalator: Arc<dyn Escalator>,
+    approvals: Arc<dyn ApprovalStore>,
     tracker: SignalTracker,
     incidents: Vec<Incident>,
     /// By incident id.
@@ -51,6 +54,16 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Where approval requests are stored and answers read (memory by default).
+    pub fn with_approvals(mut self, approvals: Arc<dyn ApprovalStore>) -> Self {
+        self.approvals = approvals;
+        self
+    }
+
+    pub fn approvals(&self) -> Arc<dyn ApprovalStore> {
+        self.approvals.clone()
+    }
+
     /// Consult an LLM when diagnosing (see `diagnose::llm`).
     pub fn with_advisor(mut self, advisor: Advisor) -> Self {
         self.advisor = Some(advisor);
@@ -78,6 +91,7 @@ impl Engine {
             cluster,
             metrics,
             escalator,
+            approvals: Arc::new(MemoryApprovals::default()),
             tracker: SignalTracker::new(),
             incidents: Vec::new(),
             planning: BTreeMap::new(),
@@ -248,10 +262,25 @@ impl Engine {
             cluster: self.cluster.as_ref(),
             metrics: self.metrics.as_ref(),
             escalator: self.escalator.as_ref(),
+            approvals: self.approvals.as_ref(),
             config: &self.config,
             snapshot: snap,
         };
         let first = planning.planned_for.is_none();
+        if !planning.announced {
+            planning.announced = true;
+            let text = format!(
+                "incident {} opened ({}): {}",
+                inc.id,
+                inc.severity,
+                inc.signals
+                    .iter()
+                    .map(|s| format!("{} on {}", s.signal.name, s.signal.target))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            notify(inc, &ports, now, "opened", text).await;
+        }
         if first || (planning.planned_for != root && !acted) {
             if !first {
                 inc.record(
@@ -295,7 +324,7 @@ impl Engine {
                 format_secs(now - inc.opened_at)
             );
             inc.record(now, Stage::Resolve, text.clone());
-            notify(inc, &ports, now, text).await;
+            notify(inc, &ports, now, "resolved", text).await;
         }
     }
 }

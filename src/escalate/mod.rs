@@ -1,14 +1,22 @@
 //! Escalation: handing an incident to people, with the plan and the reason
-//! medic stopped. The `Escalator` port publishes; adapters (NATS, Slack)
-//! slot in behind it. `MemoryEscalator` keeps what was sent, for replay.
+//! medic stopped, and taking their answer. The `Escalator` port publishes;
+//! adapters (NATS, Slack) slot in behind it. `MemoryEscalator` keeps what
+//! was sent, for replay. Approvals live in an `ApprovalStore`.
+
+mod approval;
+
+pub use approval::{
+    Answer, ApprovalConfig, ApprovalError, ApprovalRecord, ApprovalStore, MemoryApprovals, Verdict,
+    approval_key, plan_digest,
+};
 
 use crate::model::{ObjectRef, Risk, Severity, Timestamp};
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
 /// A planned step as people see it in an escalation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanLine {
     pub index: usize,
     pub action: String,
@@ -16,9 +24,33 @@ pub struct PlanLine {
     pub risk: Risk,
 }
 
+/// What the diagnosis said, as people see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiagnosisLine {
+    pub category: String,
+    pub confidence: f64,
+    /// `rules` or `llm`.
+    pub source: String,
+    pub evidence: Vec<String>,
+}
+
+/// The question an escalation asks, when a person can let the plan go on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalAsk {
+    /// The approval store key, `<incident>.<step>`.
+    pub key: String,
+    pub step: usize,
+    pub plan_digest: String,
+    pub expires_at: Timestamp,
+    pub approvers: Vec<String>,
+}
+
 /// What is sent to people.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Escalation {
+    /// Stable for the same incident, severity, plan and reason: consumers
+    /// deduplicate on it, and a redelivery carries the same id.
+    pub id: String,
     pub incident: String,
     pub severity: Severity,
     pub at: Timestamp,
@@ -27,8 +59,11 @@ pub struct Escalation {
     pub summary: String,
     pub playbook: Option<String>,
     pub plan: Vec<PlanLine>,
-    /// The step medic stopped at, waiting for approval, if any.
+    /// The step medic stopped at, if any.
     pub stopped_at_step: Option<usize>,
+    pub diagnosis: Option<DiagnosisLine>,
+    /// Present when a person's approval resumes the plan.
+    pub approval: Option<ApprovalAsk>,
 }
 
 /// What the incident keeps of an escalation.
@@ -41,10 +76,14 @@ pub struct EscalationRecord {
 }
 
 /// A note to people that needs no answer (medic acted, an incident resolved).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
+    pub id: String,
     pub incident: String,
     pub at: Timestamp,
+    /// `opened`, `action`, `verified`, `rolled_back`, `approved`, `denied`,
+    /// `completed`, `failed`, `resolved`.
+    pub kind: String,
     pub text: String,
 }
 

@@ -336,6 +336,7 @@ pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
         }
         let deployment = |s: &str| ObjectRef::namespaced("Deployment", NAMESPACE, s);
         let fixture = Fixture {
+            approvals: Vec::new(),
             name: format!("nezha {kind} on {service} at {time}"),
             description: format!(
                 "Imported from {}: {kind} injected into {pod} at {time} UTC; 20 minutes before to 10 after.",

@@ -15,6 +15,8 @@ pub enum Stage {
     Verify,
     Rollback,
     Escalate,
+    /// A person's answer to an approval request.
+    Answer,
     Notify,
     Clear,
     Resolve,
@@ -32,6 +34,7 @@ impl Stage {
             Stage::Verify => "VERIFY",
             Stage::Rollback => "ROLLBACK",
             Stage::Escalate => "ESCALATE",
+            Stage::Answer => "ANSWER",
             Stage::Notify => "NOTIFY",
             Stage::Clear => "CLEAR",
             Stage::Resolve => "RESOLVE",

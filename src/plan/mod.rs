@@ -8,7 +8,7 @@ mod select;
 
 pub use context::build_context;
 pub use explain::{Explanation, StepExplanation, TriggerCheck, explain};
-pub use policy::{Decision, decide};
+pub use policy::{Decision, approvable, decide};
 pub use select::{Selection, matching_playbooks, select_playbook};
 
 use crate::act::{Action, TargetKind};

@@ -46,6 +46,16 @@ pub fn decide(step: &PlannedStep, playbook_bound: Risk, config: &Config) -> Deci
     Decision::Run
 }
 
+/// Whether a person's approval may let this escalated step run: only when
+/// the sole obstacle is its risk (or it is a playbook's `escalate` gate).
+/// Observe mode, a pause and an unresolved target are not approvable.
+pub fn approvable(step: &PlannedStep, config: &Config) -> bool {
+    if config.mode == Mode::Observe || config.paused || step.problem.is_some() {
+        return false;
+    }
+    step.action == Action::Escalate || step.action.spec().mutating
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

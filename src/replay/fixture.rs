@@ -62,7 +62,28 @@ pub struct Fixture {
     pub detectors: Vec<serde_yaml::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<serde_yaml::Value>,
+    /// People's answers to approval requests, given at their time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<FixtureAnswer>,
     pub expect: Expect,
+}
+
+/// `approvals:` in a fixture: someone answers the request waiting at `step`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureAnswer {
+    pub at: Secs,
+    /// The playbook step index the request is for.
+    pub step: usize,
+    pub by: String,
+    pub decision: FixtureDecision,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FixtureDecision {
+    Approve,
+    Deny,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

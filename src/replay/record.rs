@@ -88,6 +88,7 @@ pub async fn record(
         })
         .collect();
     Ok(Fixture {
+        approvals: Vec::new(),
         name: req.name.clone(),
         description: format!(
             "Recorded from Prometheus: {} from {} to {} (unix seconds).",

@@ -2,7 +2,7 @@
 //! loaded with its series, `SimCluster` with its objects, the same engine
 //! the live loop runs.
 
-use super::fixture::{FixtureError, Loaded};
+use super::fixture::{FixtureAnswer, FixtureDecision, FixtureError, Loaded};
 use super::llm_server::LlmServer;
 use super::prometheus::{PrometheusError, PrometheusServer};
 use super::report::Report;
@@ -11,7 +11,7 @@ use crate::cluster::{ClusterSnapshot, SimCluster};
 use crate::config::{Config, ConfigError, Mode};
 use crate::diagnose::llm::{Advisor, LlmConfig, OpenAiLlm, RecordingLlm};
 use crate::engine::Engine;
-use crate::escalate::MemoryEscalator;
+use crate::escalate::{Answer, ApprovalStore, MemoryEscalator};
 use crate::incident::{Incident, Topology};
 use crate::metrics::{MetricsError, PrometheusMetrics};
 use crate::model::Timestamp;
@@ -181,7 +181,9 @@ pub async fn replay_loaded(
     options: &ReplayOptions,
 ) -> Result<Report, ReplayError> {
     let mut p = prepare(loaded, options, false).await?;
+    let mut answers = FixtureAnswers::new(&loaded.fixture.approvals, loaded.start);
     for (at, by_detector) in &p.outcomes {
+        answers.give(p.engine.approvals().as_ref(), *at).await;
         p.engine.tick(*at, by_detector).await;
     }
     let mut report = Report::build(
@@ -192,6 +194,8 @@ pub async fn replay_loaded(
         &loaded.fixture.expect,
         &loaded.fixture.tags,
     );
+    report.failures.extend(answers.failures);
+    report.passed &= report.failures.is_empty();
     if let Some(server) = &p.llm_server {
         let missing = server.unanswered();
         if missing > 0 {
@@ -259,4 +263,54 @@ pub async fn explain_loaded(
             *at,
         )
     }))
+}
+
+/// A fixture's `approvals:`, given to the approval store as replay time
+/// reaches them, exactly as a person answering through the API would.
+struct FixtureAnswers<'a> {
+    due: std::collections::VecDeque<&'a FixtureAnswer>,
+    start: Timestamp,
+    failures: Vec<String>,
+}
+
+impl<'a> FixtureAnswers<'a> {
+    fn new(answers: &'a [FixtureAnswer], start: Timestamp) -> Self {
+        let mut due: Vec<&FixtureAnswer> = answers.iter().collect();
+        due.sort_by_key(|a| a.at.0);
+        FixtureAnswers {
+            due: due.into(),
+            start,
+            failures: Vec::new(),
+        }
+    }
+
+    async fn give(&mut self, store: &dyn ApprovalStore, now: Timestamp) {
+        while let Some(a) = self.due.front().copied() {
+            if self.start + a.at.0 > now {
+                return;
+            }
+            self.due.pop_front();
+            let pending = store.pending(now).await.unwrap_or_default();
+            let Some(record) = pending.iter().find(|r| r.step == a.step) else {
+                self.failures.push(format!(
+                    "approvals: at {} {} answers step {}, but nothing waits for approval there",
+                    a.at, a.by, a.step
+                ));
+                continue;
+            };
+            let answer = Answer {
+                approved: a.decision == FixtureDecision::Approve,
+                by: a.by.clone(),
+                at: now,
+                via: "fixture".into(),
+            };
+            if let Err(e) = store
+                .answer(&record.incident, a.step, answer, Some(&record.plan_digest))
+                .await
+            {
+                self.failures
+                    .push(format!("approvals: at {} {}: {e}", a.at, a.by));
+            }
+        }
+    }
 }
