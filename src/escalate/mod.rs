@@ -4,6 +4,11 @@
 //! was sent, for replay. Approvals live in an `ApprovalStore`.
 
 mod approval;
+mod nats;
+mod outbox;
+
+pub use nats::{NatsApprovals, NatsConfig, NatsError, NatsSink, connect as connect_nats};
+pub use outbox::{Message, Outbox, OutboxError, Sink};
 
 pub use approval::{
     Answer, ApprovalConfig, ApprovalError, ApprovalRecord, ApprovalStore, MemoryApprovals, Verdict,
@@ -87,6 +92,23 @@ pub struct Notification {
     pub text: String,
 }
 
+/// A heads-up to a service whose upstream is degraded: its own latency or
+/// errors may follow, and it should not be remediated for them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceWarning {
+    pub id: String,
+    pub at: Timestamp,
+    /// The caller being warned.
+    pub service: ObjectRef,
+    /// The degraded service it calls (the incident's root cause).
+    pub upstream: ObjectRef,
+    pub incident: String,
+    pub recommendation: String,
+    /// Seconds until the upstream is expected back, from the plan's
+    /// verification windows; None when no plan runs.
+    pub expected_recovery_s: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EscalateError {
     #[error("{channel} unavailable: {reason}")]
@@ -99,6 +121,7 @@ pub trait Escalator: Send + Sync {
     fn channel(&self) -> &str;
     async fn escalate(&self, escalation: &Escalation) -> Result<(), EscalateError>;
     async fn notify(&self, notification: &Notification) -> Result<(), EscalateError>;
+    async fn warn(&self, warning: &ServiceWarning) -> Result<(), EscalateError>;
 }
 
 /// Keeps every message in memory and logs it: replay's escalator, and the
@@ -106,6 +129,7 @@ pub trait Escalator: Send + Sync {
 #[derive(Default)]
 pub struct MemoryEscalator {
     sent: Mutex<(Vec<Escalation>, Vec<Notification>)>,
+    warnings: Mutex<Vec<ServiceWarning>>,
 }
 
 impl MemoryEscalator {
@@ -115,6 +139,10 @@ impl MemoryEscalator {
 
     pub fn notifications(&self) -> Vec<Notification> {
         self.sent.lock().map(|s| s.1.clone()).unwrap_or_default()
+    }
+
+    pub fn warnings(&self) -> Vec<ServiceWarning> {
+        self.warnings.lock().map(|w| w.clone()).unwrap_or_default()
     }
 }
 
@@ -136,6 +164,14 @@ impl Escalator for MemoryEscalator {
         tracing::debug!(incident = %n.incident, "{}", n.text);
         if let Ok(mut s) = self.sent.lock() {
             s.1.push(n.clone());
+        }
+        Ok(())
+    }
+
+    async fn warn(&self, w: &ServiceWarning) -> Result<(), EscalateError> {
+        tracing::debug!(incident = %w.incident, service = %w.service, "{}", w.recommendation);
+        if let Ok(mut ws) = self.warnings.lock() {
+            ws.push(w.clone());
         }
         Ok(())
     }

@@ -49,6 +49,9 @@ pub struct ReplayOptions {
     /// Ask the LLM of `config.llm` for real instead of serving recorded
     /// answers, recording what it says here.
     pub live_llm: Option<Arc<RecordingLlm>>,
+    /// Where approval requests go and answers (the fixture's `approvals:`)
+    /// are read from; a fresh in-memory store per fixture when None.
+    pub approvals: Option<Arc<dyn ApprovalStore>>,
 }
 
 impl ReplayOptions {
@@ -62,6 +65,7 @@ impl ReplayOptions {
                 ..Config::default()
             },
             live_llm: None,
+            approvals: None,
         }
     }
 }
@@ -143,6 +147,9 @@ async fn prepare(
         metrics,
         escalator,
     );
+    if let Some(approvals) = &options.approvals {
+        engine = engine.with_approvals(approvals.clone());
+    }
     // Recorded answers (or llm.enabled) turn the LLM on, served from loopback.
     let llm_server = if let Some(live) = &options.live_llm {
         engine = engine.with_advisor(Advisor::new(live.clone(), config.llm.clone()));
