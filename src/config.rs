@@ -68,6 +68,21 @@ pub struct Config {
     pub leader_election: crate::ha::LeaderElection,
     /// Who may approve a step medic would not run alone, and for how long.
     pub approvals: crate::escalate::ApprovalConfig,
+    /// Escalations, incident events and approvals over NATS JetStream.
+    pub nats: crate::escalate::NatsConfig,
+    /// Where messages for people wait until delivered (the outbox); must
+    /// survive a restart of medic's container (an emptyDir does).
+    pub state_dir: String,
+    pub api: ApiConfig,
+}
+
+/// `api` in medic.yaml.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// A file holding the bearer token for approve/deny; those endpoints
+    /// are off without it.
+    pub token_file: Option<String>,
 }
 
 impl Default for Config {
@@ -84,6 +99,9 @@ impl Default for Config {
             listen: "0.0.0.0:8080".into(),
             leader_election: crate::ha::LeaderElection::default(),
             approvals: crate::escalate::ApprovalConfig::default(),
+            nats: crate::escalate::NatsConfig::default(),
+            state_dir: "/var/lib/medic".into(),
+            api: ApiConfig::default(),
         }
     }
 }

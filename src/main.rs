@@ -28,6 +28,27 @@ enum Format {
     Json,
 }
 
+#[derive(clap::Args)]
+struct AnswerArgs {
+    /// The incident id, as in /api/v1/incidents and escalations.
+    incident: String,
+    /// The step, when more than one of the incident's steps waits.
+    #[arg(long)]
+    step: Option<usize>,
+    /// Who answers (must be one of `approvals.approvers` when set).
+    #[arg(long = "as")]
+    by: String,
+    /// The medic to ask: its leader (the medic-webhook Service in a cluster).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// A file with the API bearer token; else $MEDIC_API_TOKEN.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Refuse unless the plan is still the one with this digest (from the escalation).
+    #[arg(long)]
+    plan: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Replay recorded incidents through the pipeline against a real Prometheus.
@@ -107,6 +128,10 @@ enum Command {
         #[arg(long)]
         sim_cluster: Option<PathBuf>,
     },
+    /// Approve the step an incident waits at (through a running medic's API).
+    Approve(AnswerArgs),
+    /// Deny the step an incident waits at; its plan ends there.
+    Deny(AnswerArgs),
     /// Check detector and playbook files; exits 1 when any has an error.
     Lint {
         /// Files or directories; without one, the embedded defaults.
@@ -156,6 +181,8 @@ fn main() -> ExitCode {
             Command::Lint { paths, format } => lint_command(paths, format),
             Command::Schema { kind, write } => schema_command(kind, write),
             Command::Run { config, sim_cluster } => run_command(config, sim_cluster).await,
+            Command::Approve(args) => answer_command(args, true).await,
+            Command::Deny(args) => answer_command(args, false).await,
             Command::Record {
                 prometheus,
                 from,
@@ -373,6 +400,53 @@ fn parse_time(text: &str) -> Result<i64> {
         .with_context(|| {
             format!("`{text}` is neither RFC 3339 (2024-05-01T03:00:00Z) nor unix seconds")
         })
+}
+
+async fn answer_command(args: AnswerArgs, approved: bool) -> Result<ExitCode> {
+    let token = match &args.token_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .trim()
+            .to_string(),
+        None => std::env::var("MEDIC_API_TOKEN")
+            .context("no API token: pass --token-file or set MEDIC_API_TOKEN")?,
+    };
+    let verb = if approved { "approve" } else { "deny" };
+    let url = format!(
+        "{}/api/v1/incidents/{}/{verb}",
+        args.server.trim_end_matches('/'),
+        args.incident
+    );
+    let body = medic::run::AnswerRequest {
+        by: args.by,
+        step: args.step,
+        plan_digest: args.plan,
+    };
+    let response = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!("{verb} refused ({status}): {text}");
+    }
+    let record: medic::escalate::ApprovalRecord =
+        serde_json::from_str(&text).with_context(|| format!("unexpected answer from {url}"))?;
+    println!(
+        "{} step {} {} {} of incident {} (plan {}, playbook {})",
+        if approved { "approved" } else { "denied" },
+        record.step,
+        record.action,
+        record.target.as_deref().unwrap_or(""),
+        record.incident,
+        record.plan_digest,
+        record.playbook
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_command(config: PathBuf, sim_cluster: Option<PathBuf>) -> Result<ExitCode> {

@@ -122,6 +122,13 @@ async fn the_pool_owner_is_the_root_cause_not_the_frontend_that_alerted_first() 
             ),
         ]
     );
+    assert!(
+        inc.timeline
+            .iter()
+            .any(|t| t.text
+                == "warned the callers of Deployment/shop/orders: Deployment/shop/checkout"),
+        "the cascade warning goes to the pool owner's caller"
+    );
 }
 
 #[tokio::test]

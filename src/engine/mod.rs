@@ -462,15 +462,80 @@ async fn plan_incident(
                     plan.describe()
                 ),
             );
+            warn_callers(inc, ctx.topology, ports, now, Some(&plan)).await;
             Some(PlanRun::new(plan))
         }
         Err(reasons) => {
             let reason = format!("no playbook applies ({})", reasons.join("; "));
             inc.record(now, Stage::Plan, reason.clone());
             send_escalation(inc, ports, now, reason, None).await;
+            warn_callers(inc, ctx.topology, ports, now, None).await;
             None
         }
     }
+}
+
+/// Tells the callers of the degraded root cause, from the topology, what
+/// to expect: their own latency or errors may follow and are not theirs to
+/// fix. Once per incident and caller (the id is stable).
+async fn warn_callers(
+    inc: &mut Incident,
+    topology: &Topology,
+    ports: &Ports<'_>,
+    now: Timestamp,
+    plan: Option<&Plan>,
+) {
+    let Some(root) = inc.root_cause().cloned() else {
+        return;
+    };
+    let callers: Vec<ObjectRef> = topology.callers(&root).cloned().collect();
+    if callers.is_empty() {
+        return;
+    }
+    // Verification windows bound how long the plan takes to show recovery.
+    let recovery = plan.map(|p| {
+        p.steps
+            .iter()
+            .filter_map(|s| s.verify.as_ref().map(|v| v.timeout.0))
+            .sum::<i64>()
+    });
+    let recommendation = match (plan, recovery) {
+        (Some(p), Some(r)) if r > 0 => format!(
+            "{root} is degraded (incident {}); medic runs playbook {} and expects it back within {}. Expect slower or failing calls to it meanwhile; do not remediate this service for them.",
+            inc.id,
+            p.playbook,
+            format_secs(r)
+        ),
+        _ => format!(
+            "{root} is degraded (incident {}) and waits for people. Expect slower or failing calls to it; do not remediate this service for them.",
+            inc.id
+        ),
+    };
+    for caller in &callers {
+        let warning = crate::escalate::ServiceWarning {
+            id: format!(
+                "{}-warn-{}-{}",
+                inc.id,
+                root.to_string().replace('/', "-"),
+                caller.to_string().replace('/', "-")
+            ),
+            at: now,
+            service: caller.clone(),
+            upstream: root.clone(),
+            incident: inc.id.clone(),
+            recommendation: recommendation.clone(),
+            expected_recovery_s: recovery.filter(|r| *r > 0),
+        };
+        if let Err(e) = ports.escalator.warn(&warning).await {
+            tracing::warn!(incident = %inc.id, error = %e, "service warning not delivered");
+        }
+    }
+    let names: Vec<String> = callers.iter().map(ToString::to_string).collect();
+    inc.record(
+        now,
+        Stage::Notify,
+        format!("warned the callers of {root}: {}", names.join(", ")),
+    );
 }
 
 #[cfg(test)]

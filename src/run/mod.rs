@@ -3,9 +3,11 @@
 //! it reloads playbooks when their directory changes and serves health,
 //! metrics and incidents over HTTP.
 
+mod answers;
 mod reload;
 mod server;
 
+pub use answers::{AnswerDesk, AnswerRequest};
 pub use reload::Reloader;
 pub use server::{Shared, Status, router};
 
@@ -14,7 +16,10 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::diagnose::llm::{Advisor, live_llm};
 use crate::engine::Engine;
-use crate::escalate::MemoryEscalator;
+use crate::escalate::{
+    ApprovalStore, Escalator, MemoryApprovals, MemoryEscalator, NatsApprovals, NatsSink, Outbox,
+    Sink, connect_nats,
+};
 use crate::ha::Leadership;
 use crate::incident::Incident;
 use crate::incident::Topology;
@@ -35,6 +40,15 @@ pub enum RunError {
     Metrics(#[from] MetricsError),
     #[error("playbooks: {0}")]
     Playbooks(#[from] LoadError),
+    #[error(transparent)]
+    Nats(#[from] crate::escalate::NatsError),
+    #[error(transparent)]
+    Outbox(#[from] crate::escalate::OutboxError),
+    #[error("cannot read the API token {path}: {source}")]
+    Token {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -71,6 +85,23 @@ pub async fn run(
         None => Library::embedded()?,
     };
     let shared: Shared = Arc::new(RwLock::new(Status::default()));
+    let people = People::open(&config).await?;
+    let token = match &config.api.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|source| RunError::Token {
+                    path: path.clone(),
+                    source,
+                })?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let desk = AnswerDesk {
+        approvals: people.approvals.clone(),
+        token,
+    };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|source| RunError::Listen {
@@ -79,7 +110,13 @@ pub async fn run(
         })?;
     tracing::info!(listen = %config.listen, mode = ?config.mode, "medic is running");
     let (alerts_tx, mut alerts_rx) = tokio::sync::mpsc::channel(1024);
-    let app = router(shared.clone(), alerts_tx);
+    let app = router(shared.clone(), alerts_tx, desk);
+    let (stop_outbox, outbox_stopped) = tokio::sync::oneshot::channel::<()>();
+    let outbox = people.outbox.clone().map(|o| {
+        tokio::spawn(o.run(async {
+            let _ = outbox_stopped.await;
+        }))
+    });
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "HTTP server stopped");
@@ -93,8 +130,9 @@ pub async fn run(
         Topology::default(),
         cluster,
         metrics.clone(),
-        Arc::new(MemoryEscalator::default()),
-    );
+        people.escalator.clone(),
+    )
+    .with_approvals(people.approvals.clone());
     match live_llm(&llm_config) {
         Ok(Some(llm)) => engine = engine.with_advisor(Advisor::new(Arc::new(llm), llm_config)),
         Ok(None) => {}
@@ -147,11 +185,49 @@ pub async fn run(
     }
     server.abort();
     drop(engine);
+    let _ = stop_outbox.send(());
+    if let Some(o) = outbox {
+        let _ = o.await;
+    }
     if let Some(l) = leader.and_then(Arc::into_inner) {
         l.stop().await;
     }
     tracing::info!("medic stopped");
     Ok(())
+}
+
+/// Where escalations go and approvals live: NATS when configured (through
+/// the on-disk outbox), else the log and memory.
+struct People {
+    escalator: Arc<dyn Escalator>,
+    approvals: Arc<dyn ApprovalStore>,
+    outbox: Option<Arc<Outbox>>,
+}
+
+impl People {
+    async fn open(config: &Config) -> Result<People, RunError> {
+        let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
+        let mut approvals: Arc<dyn ApprovalStore> = Arc::new(MemoryApprovals::default());
+        if config.nats.enabled() {
+            let js = connect_nats(&config.nats).await?;
+            sinks.push(Arc::new(NatsSink::new(js.clone(), config.nats.clone())));
+            approvals = Arc::new(NatsApprovals::new(js, &config.nats.approvals_bucket));
+        }
+        if sinks.is_empty() {
+            return Ok(People {
+                escalator: Arc::new(MemoryEscalator::default()),
+                approvals,
+                outbox: None,
+            });
+        }
+        let dir = PathBuf::from(&config.state_dir).join("outbox");
+        let outbox = Arc::new(Outbox::open(&dir, sinks)?);
+        Ok(People {
+            escalator: outbox.clone(),
+            approvals,
+            outbox: Some(outbox),
+        })
+    }
 }
 
 fn reload(engine: &mut Engine, reloader: Option<&mut Reloader>) {

@@ -1,11 +1,12 @@
 //! The HTTP server of `medic run`: liveness, readiness, metrics, and the
 //! incidents API.
 
+use super::answers::{self, AnswerDesk, AnswerRequest};
 use crate::replay::IncidentReport;
 use crate::signal::{AlertEvent, WebhookPayload, from_webhook};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -33,6 +34,7 @@ pub const MAX_BODY: usize = 1 << 20;
 struct App {
     status: Shared,
     alerts: tokio::sync::mpsc::Sender<Vec<AlertEvent>>,
+    desk: AnswerDesk,
 }
 
 fn read(shared: &Shared) -> Status {
@@ -40,7 +42,11 @@ fn read(shared: &Shared) -> Status {
 }
 
 /// `alerts` carries accepted Alertmanager alerts to the loop.
-pub fn router(shared: Shared, alerts: tokio::sync::mpsc::Sender<Vec<AlertEvent>>) -> Router {
+pub fn router(
+    shared: Shared,
+    alerts: tokio::sync::mpsc::Sender<Vec<AlertEvent>>,
+    desk: AnswerDesk,
+) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -48,10 +54,16 @@ pub fn router(shared: Shared, alerts: tokio::sync::mpsc::Sender<Vec<AlertEvent>>
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/alerts", axum::routing::post(receive_alerts))
+        .route(
+            "/api/v1/incidents/{id}/approve",
+            axum::routing::post(approve),
+        )
+        .route("/api/v1/incidents/{id}/deny", axum::routing::post(deny))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(App {
             status: shared,
             alerts,
+            desk,
         })
 }
 
@@ -72,10 +84,7 @@ async fn receive_alerts(
                 .into_response();
         }
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (events, skipped) = match from_webhook(&payload, now) {
+    let (events, skipped) = match from_webhook(&payload, unix_now()) {
         Ok(x) => x,
         Err(reason) => return (StatusCode::BAD_REQUEST, reason).into_response(),
     };
@@ -85,6 +94,45 @@ async fn receive_alerts(
         return (StatusCode::SERVICE_UNAVAILABLE, "busy: retry").into_response();
     }
     Json(serde_json::json!({"accepted": accepted, "skipped": skipped})).into_response()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+async fn approve(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<AnswerRequest>, JsonRejection>,
+) -> Response {
+    answer_route(app, id, headers, body, true).await
+}
+
+async fn deny(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<AnswerRequest>, JsonRejection>,
+) -> Response {
+    answer_route(app, id, headers, body, false).await
+}
+
+async fn answer_route(
+    app: App,
+    id: String,
+    headers: HeaderMap,
+    body: Result<Json<AnswerRequest>, JsonRejection>,
+    approved: bool,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return (e.status(), format!("bad answer: {}", e.body_text())).into_response(),
+    };
+    let leads = read(&app.status).leader != Some(false);
+    answers::answer(&app.desk, leads, &headers, &id, approved, body, unix_now()).await
 }
 
 async fn readyz(State(app): State<App>) -> Response {

@@ -1,0 +1,220 @@
+//! Answering approvals over HTTP: the API's checks (token, leader, who may
+//! answer, the plan shown) and `medic approve|deny` talking to it, with the
+//! answer landing in the store the executor reads.
+
+use medic::escalate::{
+    ApprovalRecord, ApprovalStore, MemoryApprovals, PlanLine, Verdict, plan_digest,
+};
+use medic::model::{ObjectRef, Risk};
+use medic::run::{AnswerDesk, Shared, Status, router};
+use std::process::Command;
+use std::sync::{Arc, RwLock};
+
+const TOKEN: &str = "t0ken-for-tests";
+
+fn record(incident: &str, step: usize) -> ApprovalRecord {
+    let plan = vec![PlanLine {
+        index: step,
+        action: "rollout_undo".into(),
+        target: Some(ObjectRef::namespaced("Deployment", "shop", "checkout")),
+        risk: Risk::Medium,
+    }];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    ApprovalRecord {
+        incident: incident.into(),
+        step,
+        playbook: "pod-crash-loop".into(),
+        action: "rollout_undo".into(),
+        target: Some("Deployment/shop/checkout".into()),
+        risk: Risk::Medium,
+        plan_digest: plan_digest("pod-crash-loop", &plan),
+        plan,
+        approvers: vec!["alice".into(), "bob".into()],
+        requested_at: now,
+        expires_at: now + 3600,
+        answer: None,
+    }
+}
+
+/// A medic API on loopback over `store`; `leader` as the loop last saw it.
+async fn serve(store: Arc<MemoryApprovals>, leader: Option<bool>) -> String {
+    let shared: Shared = Arc::new(RwLock::new(Status {
+        leader,
+        ..Status::default()
+    }));
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    let desk = AnswerDesk {
+        approvals: store,
+        token: Some(TOKEN.into()),
+    };
+    let app = router(shared, tx, desk);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // Keep the channel's receiver alive for the server's lifetime.
+    std::mem::forget(_rx);
+    format!("http://{addr}")
+}
+
+async fn post(url: &str, token: Option<&str>, body: serde_json::Value) -> (u16, String) {
+    let mut req = reqwest::Client::new().post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_api_checks_the_token_the_leader_the_person_and_the_plan() {
+    let store = Arc::new(MemoryApprovals::default());
+    store.request(&record("inc-1", 2)).await.unwrap();
+    let base = serve(store.clone(), Some(true)).await;
+    let url = format!("{base}/api/v1/incidents/inc-1/approve");
+    let alice = serde_json::json!({"by": "alice"});
+
+    assert_eq!(post(&url, None, alice.clone()).await.0, 401);
+    assert_eq!(post(&url, Some("wrong"), alice.clone()).await.0, 401);
+    let (code, text) = post(&url, Some(TOKEN), serde_json::json!({"by": "mallory"})).await;
+    assert_eq!(
+        (code, text.contains("mallory may not answer")),
+        (403, true),
+        "{text}"
+    );
+    let (code, text) = post(
+        &url,
+        Some(TOKEN),
+        serde_json::json!({"by": "alice", "plan_digest": "0123456789abcdef"}),
+    )
+    .await;
+    assert_eq!(code, 409, "{text}");
+    assert!(text.contains("plan changed"), "{text}");
+    assert_eq!(
+        post(
+            &format!("{base}/api/v1/incidents/inc-9/approve"),
+            Some(TOKEN),
+            alice.clone()
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        post(&url, Some(TOKEN), serde_json::json!({"by": 1}))
+            .await
+            .0,
+        422
+    );
+
+    let (code, text) = post(&url, Some(TOKEN), alice.clone()).await;
+    assert_eq!(code, 200, "{text}");
+    let answered: ApprovalRecord = serde_json::from_str(&text).unwrap();
+    assert_eq!(answered.answer.as_ref().unwrap().by, "alice");
+    assert_eq!(answered.answer.as_ref().unwrap().via, "api");
+    let (code, text) = post(
+        &format!("{base}/api/v1/incidents/inc-1/deny"),
+        Some(TOKEN),
+        serde_json::json!({"by": "bob", "step": 2}),
+    )
+    .await;
+    assert_eq!(code, 409, "answered once: {text}");
+    assert!(text.contains("already approved by alice"), "{text}");
+    let stored = store.get("inc-1", 2).await.unwrap().unwrap();
+    assert!(
+        matches!(stored.verdict(stored.requested_at + 1), Verdict::Approved(a) if a.by == "alice")
+    );
+}
+
+#[tokio::test]
+async fn a_follower_sends_people_to_the_leader() {
+    let store = Arc::new(MemoryApprovals::default());
+    store.request(&record("inc-1", 2)).await.unwrap();
+    let base = serve(store.clone(), Some(false)).await;
+    let (code, text) = post(
+        &format!("{base}/api/v1/incidents/inc-1/approve"),
+        Some(TOKEN),
+        serde_json::json!({"by": "alice"}),
+    )
+    .await;
+    assert_eq!(code, 503);
+    assert!(text.contains("medic-webhook"), "{text}");
+    assert!(
+        store
+            .get("inc-1", 2)
+            .await
+            .unwrap()
+            .unwrap()
+            .answer
+            .is_none()
+    );
+}
+
+fn medic(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(args)
+        .env("MEDIC_API_TOKEN", TOKEN)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn medic_approve_and_deny_answer_through_the_api() {
+    let store = Arc::new(MemoryApprovals::default());
+    store.request(&record("inc-1", 2)).await.unwrap();
+    store.request(&record("inc-2", 3)).await.unwrap();
+    let base = serve(store.clone(), None).await;
+
+    let out = tokio::task::spawn_blocking({
+        let base = base.clone();
+        move || medic(&["approve", "inc-1", "--as", "alice", "--server", &base])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed
+            .starts_with("approved step 2 rollout_undo Deployment/shop/checkout of incident inc-1"),
+        "{printed}"
+    );
+
+    let out = tokio::task::spawn_blocking({
+        let base = base.clone();
+        move || {
+            medic(&[
+                "deny", "inc-2", "--step", "3", "--as", "bob", "--server", &base,
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let denied = store.get("inc-2", 3).await.unwrap().unwrap();
+    assert!(matches!(denied.verdict(denied.requested_at + 1), Verdict::Denied(a) if a.by == "bob"));
+
+    // A second answer is refused with the reason, and exits 2.
+    let out = tokio::task::spawn_blocking(move || {
+        medic(&["deny", "inc-1", "--as", "bob", "--server", &base])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nothing of incident inc-1 waits for approval"),
+        "{err}"
+    );
+}
