@@ -70,6 +70,8 @@ pub struct Config {
     pub approvals: crate::escalate::ApprovalConfig,
     /// Escalations, incident events and approvals over NATS JetStream.
     pub nats: crate::escalate::NatsConfig,
+    /// Escalations and approvals in Slack.
+    pub slack: crate::escalate::SlackConfig,
     /// Where messages for people wait until delivered (the outbox); must
     /// survive a restart of medic's container (an emptyDir does).
     pub state_dir: String,
@@ -100,6 +102,7 @@ impl Default for Config {
             leader_election: crate::ha::LeaderElection::default(),
             approvals: crate::escalate::ApprovalConfig::default(),
             nats: crate::escalate::NatsConfig::default(),
+            slack: crate::escalate::SlackConfig::default(),
             state_dir: "/var/lib/medic".into(),
             api: ApiConfig::default(),
         }

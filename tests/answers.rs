@@ -50,7 +50,7 @@ async fn serve(store: Arc<MemoryApprovals>, leader: Option<bool>) -> String {
         approvals: store,
         token: Some(TOKEN.into()),
     };
-    let app = router(shared, tx, desk);
+    let app = router(shared, tx, desk, None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

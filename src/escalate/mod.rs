@@ -6,9 +6,11 @@
 mod approval;
 mod nats;
 mod outbox;
+pub mod slack;
 
 pub use nats::{NatsApprovals, NatsConfig, NatsError, NatsSink, connect as connect_nats};
 pub use outbox::{Message, Outbox, OutboxError, Sink};
+pub use slack::{SlackConfig, SlackError, SlackSink};
 
 pub use approval::{
     Answer, ApprovalConfig, ApprovalError, ApprovalRecord, ApprovalStore, MemoryApprovals, Verdict,
@@ -111,8 +113,13 @@ pub struct ServiceWarning {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EscalateError {
+    /// Worth retrying: the sink is down, slow or rate-limiting.
     #[error("{channel} unavailable: {reason}")]
     Unavailable { channel: String, reason: String },
+    /// Retrying cannot help (bad credentials, unknown channel, a payload
+    /// the sink refuses): the message is set aside, not retried forever.
+    #[error("{channel} rejected the message: {reason}")]
+    Rejected { channel: String, reason: String },
 }
 
 #[async_trait]

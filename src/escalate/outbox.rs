@@ -158,6 +158,11 @@ impl Outbox {
                         }
                         done += 1;
                     }
+                    Err(e @ EscalateError::Rejected { .. }) => {
+                        tracing::error!(sink = sink.name(), id = message.id(), error = %e, "message rejected; set aside as .rejected");
+                        let _ = std::fs::rename(file, file.with_extension("rejected"));
+                        done += 1;
+                    }
                     Err(e) => {
                         tracing::warn!(sink = sink.name(), id = message.id(), error = %e, "delivery failed; will retry");
                         break;

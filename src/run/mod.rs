@@ -6,10 +6,12 @@
 mod answers;
 mod reload;
 mod server;
+mod slack;
 
 pub use answers::{AnswerDesk, AnswerRequest};
 pub use reload::Reloader;
 pub use server::{Shared, Status, router};
+pub use slack::SlackDesk;
 
 use crate::act::ActionResult;
 use crate::cluster::Cluster;
@@ -18,7 +20,7 @@ use crate::diagnose::llm::{Advisor, live_llm};
 use crate::engine::Engine;
 use crate::escalate::{
     ApprovalStore, Escalator, MemoryApprovals, MemoryEscalator, NatsApprovals, NatsSink, Outbox,
-    Sink, connect_nats,
+    Sink, SlackSink, connect_nats,
 };
 use crate::ha::Leadership;
 use crate::incident::Incident;
@@ -44,6 +46,13 @@ pub enum RunError {
     Nats(#[from] crate::escalate::NatsError),
     #[error(transparent)]
     Outbox(#[from] crate::escalate::OutboxError),
+    #[error(transparent)]
+    Slack(#[from] crate::escalate::SlackError),
+    #[error("cannot create the state directory {path}: {source}")]
+    State {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot read the API token {path}: {source}")]
     Token {
         path: String,
@@ -110,7 +119,7 @@ pub async fn run(
         })?;
     tracing::info!(listen = %config.listen, mode = ?config.mode, "medic is running");
     let (alerts_tx, mut alerts_rx) = tokio::sync::mpsc::channel(1024);
-    let app = router(shared.clone(), alerts_tx, desk);
+    let app = router(shared.clone(), alerts_tx, desk, people.slack.clone());
     let (stop_outbox, outbox_stopped) = tokio::sync::oneshot::channel::<()>();
     let outbox = people.outbox.clone().map(|o| {
         tokio::spawn(o.run(async {
@@ -202,6 +211,7 @@ struct People {
     escalator: Arc<dyn Escalator>,
     approvals: Arc<dyn ApprovalStore>,
     outbox: Option<Arc<Outbox>>,
+    slack: Option<SlackDesk>,
 }
 
 impl People {
@@ -213,11 +223,28 @@ impl People {
             sinks.push(Arc::new(NatsSink::new(js.clone(), config.nats.clone())));
             approvals = Arc::new(NatsApprovals::new(js, &config.nats.approvals_bucket));
         }
+        let mut slack = None;
+        if config.slack.enabled() {
+            let state = PathBuf::from(&config.state_dir);
+            std::fs::create_dir_all(&state).map_err(|source| RunError::State {
+                path: config.state_dir.clone(),
+                source,
+            })?;
+            sinks.push(Arc::new(SlackSink::new(&config.slack, &state)?));
+            if let Some(path) = &config.slack.signing_secret_file {
+                slack = Some(SlackDesk {
+                    signing_secret: crate::escalate::slack::read_secret(path)?,
+                    approvers: config.slack.approvers.clone(),
+                    approvals: approvals.clone(),
+                });
+            }
+        }
         if sinks.is_empty() {
             return Ok(People {
                 escalator: Arc::new(MemoryEscalator::default()),
                 approvals,
                 outbox: None,
+                slack,
             });
         }
         let dir = PathBuf::from(&config.state_dir).join("outbox");
@@ -226,6 +253,7 @@ impl People {
             escalator: outbox.clone(),
             approvals,
             outbox: Some(outbox),
+            slack,
         })
     }
 }

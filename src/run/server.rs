@@ -2,6 +2,7 @@
 //! incidents API.
 
 use super::answers::{self, AnswerDesk, AnswerRequest};
+use super::slack::{self, SlackDesk};
 use crate::replay::IncidentReport;
 use crate::signal::{AlertEvent, WebhookPayload, from_webhook};
 use axum::extract::rejection::JsonRejection;
@@ -35,6 +36,7 @@ struct App {
     status: Shared,
     alerts: tokio::sync::mpsc::Sender<Vec<AlertEvent>>,
     desk: AnswerDesk,
+    slack: Option<SlackDesk>,
 }
 
 fn read(shared: &Shared) -> Status {
@@ -42,10 +44,12 @@ fn read(shared: &Shared) -> Status {
 }
 
 /// `alerts` carries accepted Alertmanager alerts to the loop.
+/// `slack`: where Slack's buttons answer, when Slack is configured.
 pub fn router(
     shared: Shared,
     alerts: tokio::sync::mpsc::Sender<Vec<AlertEvent>>,
     desk: AnswerDesk,
+    slack: Option<SlackDesk>,
 ) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -59,11 +63,16 @@ pub fn router(
             axum::routing::post(approve),
         )
         .route("/api/v1/incidents/{id}/deny", axum::routing::post(deny))
+        .route(
+            "/slack/interactions",
+            axum::routing::post(slack_interaction),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(App {
             status: shared,
             alerts,
             desk,
+            slack,
         })
 }
 
@@ -133,6 +142,18 @@ async fn answer_route(
     };
     let leads = read(&app.status).leader != Some(false);
     answers::answer(&app.desk, leads, &headers, &id, approved, body, unix_now()).await
+}
+
+async fn slack_interaction(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(desk) = &app.slack else {
+        return (StatusCode::NOT_FOUND, "Slack is not configured").into_response();
+    };
+    let leads = read(&app.status).leader != Some(false);
+    slack::interaction(desk, leads, &headers, &body, unix_now()).await
 }
 
 async fn readyz(State(app): State<App>) -> Response {
