@@ -559,12 +559,15 @@ pub async fn send_escalation(
     reason: String,
     run: Option<&PlanRun>,
 ) {
-    if inc.escalations.iter().any(|e| e.reason == reason) {
-        return;
-    }
     let plan = run.map(|r| r.plan.lines()).unwrap_or_default();
     let playbook = run.map(|r| r.plan.playbook.clone());
     let digest = plan_digest(playbook.as_deref().unwrap_or(""), &plan);
+    let id = escalation_id(&inc.id, inc.severity, &digest, &reason);
+    // Once per incident, severity, plan and reason: a changed plan or a
+    // higher severity is news, a repeat is noise.
+    if inc.escalations.iter().any(|e| e.id == id) {
+        return;
+    }
     let stopped = run.and_then(|r| r.plan.steps.get(r.next)).map(|s| s.index);
     let approval = match (run.map(|r| &r.state), stopped) {
         (Some(RunState::AwaitingApproval { approval: true, .. }), Some(step)) => {
@@ -579,7 +582,7 @@ pub async fn send_escalation(
         _ => None,
     };
     let escalation = Escalation {
-        id: escalation_id(&inc.id, inc.severity, &digest, &reason),
+        id: id.clone(),
         incident: inc.id.clone(),
         severity: inc.severity,
         at: now,
@@ -619,6 +622,7 @@ pub async fn send_escalation(
         format!("to people via {channel}: {reason}{plan}"),
     );
     inc.escalations.push(EscalationRecord {
+        id,
         at: now,
         reason,
         channel,

@@ -76,9 +76,14 @@ pub struct Escalation {
 /// What the incident keeps of an escalation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EscalationRecord {
+    /// The escalation's id: the same incident, severity, plan and reason
+    /// are escalated once.
+    pub id: String,
     pub at: Timestamp,
     pub reason: String,
     pub channel: String,
+    /// Accepted by the channel (with NATS or Slack: queued in the outbox,
+    /// which delivers it).
     pub delivered: bool,
 }
 
