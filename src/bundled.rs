@@ -27,6 +27,34 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/disk-filling-node.yaml"),
     ),
     (
+        "guard-action-budget.yaml",
+        include_str!("../fixtures/incidents/guard-action-budget.yaml"),
+    ),
+    (
+        "guard-blackout-window.yaml",
+        include_str!("../fixtures/incidents/guard-blackout-window.yaml"),
+    ),
+    (
+        "guard-blast-radius-drain.yaml",
+        include_str!("../fixtures/incidents/guard-blast-radius-drain.yaml"),
+    ),
+    (
+        "guard-control-plane-node.yaml",
+        include_str!("../fixtures/incidents/guard-control-plane-node.yaml"),
+    ),
+    (
+        "guard-cooldown-no-ping-pong.yaml",
+        include_str!("../fixtures/incidents/guard-cooldown-no-ping-pong.yaml"),
+    ),
+    (
+        "guard-one-node-at-a-time.yaml",
+        include_str!("../fixtures/incidents/guard-one-node-at-a-time.yaml"),
+    ),
+    (
+        "guard-storm-mode.yaml",
+        include_str!("../fixtures/incidents/guard-storm-mode.yaml"),
+    ),
+    (
         "healthy-noisy-hour.yaml",
         include_str!("../fixtures/incidents/healthy-noisy-hour.yaml"),
     ),
@@ -43,8 +71,16 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/memory-leak-after-deploy.yaml"),
     ),
     (
+        "memory-pressure-node-drained.yaml",
+        include_str!("../fixtures/incidents/memory-pressure-node-drained.yaml"),
+    ),
+    (
         "observe-mode-memory-leak.yaml",
         include_str!("../fixtures/incidents/observe-mode-memory-leak.yaml"),
+    ),
+    (
+        "paused-medic-acts-not.yaml",
+        include_str!("../fixtures/incidents/paused-medic-acts-not.yaml"),
     ),
     (
         "rollback-when-verification-fails.yaml",

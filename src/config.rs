@@ -64,6 +64,8 @@ pub struct Config {
     pub playbooks_dir: Option<String>,
     /// The HTTP server's address (health, metrics, incidents API).
     pub listen: String,
+    /// Checks every mutating step passes, whatever its risk.
+    pub guards: crate::guard::GuardConfig,
     /// Leases for running more than one replica against a real cluster.
     pub leader_election: crate::ha::LeaderElection,
     /// Who may approve a step medic would not run alone, and for how long.
@@ -99,6 +101,7 @@ impl Default for Config {
             prometheus: PrometheusConfig::default(),
             playbooks_dir: None,
             listen: "0.0.0.0:8080".into(),
+            guards: crate::guard::GuardConfig::default(),
             leader_election: crate::ha::LeaderElection::default(),
             approvals: crate::escalate::ApprovalConfig::default(),
             nats: crate::escalate::NatsConfig::default(),

@@ -14,6 +14,7 @@ pub mod config;
 pub mod diagnose;
 pub mod engine;
 pub mod escalate;
+pub mod guard;
 pub mod ha;
 pub mod import;
 pub mod incident;

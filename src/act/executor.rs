@@ -12,6 +12,7 @@ use crate::escalate::{
     ApprovalAsk, ApprovalRecord, ApprovalStore, DiagnosisLine, Escalation, EscalationRecord,
     Escalator, Notification, Verdict, approval_key, plan_digest,
 };
+use crate::guard::{self, Done, Intent, Refusal, Situation};
 use crate::incident::{Incident, Stage};
 use crate::metrics::Metrics;
 use crate::model::{ObjectRef, Risk, Timestamp, format_secs};
@@ -51,6 +52,11 @@ pub enum RunState {
         holding_since: Option<Timestamp>,
         last_error: Option<String>,
     },
+    /// A guard refused the step at `next`; it is tried again each tick.
+    Held {
+        reason: String,
+        guard: String,
+    },
     /// Stopped before the step at `next`, waiting for people. With
     /// `approval`, a person's yes runs that step and the plan goes on.
     AwaitingApproval {
@@ -77,12 +83,23 @@ pub struct PlanRun {
     pub state: RunState,
 }
 
+/// The rest of medic's activity, for the guards.
+#[derive(Debug, Clone, Default)]
+pub struct GuardView {
+    /// Action records of the other incidents, with their incident id.
+    pub others: Vec<(String, ActionRecord)>,
+    pub storm: bool,
+}
+
 /// The ports and settings a run needs.
 pub struct Ports<'a> {
     pub cluster: &'a dyn Cluster,
     pub metrics: &'a dyn Metrics,
     pub escalator: &'a dyn Escalator,
     pub approvals: &'a dyn ApprovalStore,
+    /// What other incidents' runs did, and whether a storm is on: what the
+    /// guards need besides this incident.
+    pub guards: &'a GuardView,
     pub config: &'a Config,
     pub snapshot: &'a ClusterSnapshot,
 }
@@ -115,7 +132,7 @@ impl PlanRun {
                         return StepOutcome::Waiting;
                     }
                 }
-                RunState::Ready => {
+                RunState::Ready | RunState::Held { .. } => {
                     let Some(step) = self.plan.steps.get(self.next).cloned() else {
                         self.state = RunState::Done;
                         let text = format!(
@@ -209,6 +226,23 @@ impl PlanRun {
             self.next += 1;
             return true;
         }
+        if let Err(refusal) = self.guard(step, inc, ports, now, false) {
+            let reason = format!("step {} {} held: {refusal}", step.index, step.action);
+            // Said once per guard: the details (how long ago, how many)
+            // change every tick, the news does not.
+            let news =
+                !matches!(&self.state, RunState::Held { guard, .. } if guard == refusal.guard);
+            self.state = RunState::Held {
+                reason: reason.clone(),
+                guard: refusal.guard.to_string(),
+            };
+            if news {
+                inc.record(now, Stage::Skip, reason.clone());
+                send_escalation(inc, ports, now, reason, Some(self)).await;
+            }
+            return false;
+        }
+        self.state = RunState::Ready;
         match self.perform(step, inc, ports, now, false, false).await {
             Ok(()) => {
                 if let Some(v) = &step.verify {
@@ -236,6 +270,68 @@ impl PlanRun {
                 false
             }
         }
+    }
+
+    /// The guards' verdict on running `step` now.
+    fn guard(
+        &self,
+        step: &PlannedStep,
+        inc: &Incident,
+        ports: &Ports<'_>,
+        now: Timestamp,
+        rollback: bool,
+    ) -> Result<(), Refusal> {
+        let Some(target) = &step.target else {
+            return Ok(());
+        };
+        let wanted_replicas = match ports.snapshot.workloads.get(target) {
+            Some(w) if step.action == Action::Scale => {
+                let request = ActionRequest {
+                    action: step.action,
+                    target: target.clone(),
+                    params: step.params.clone(),
+                    dry_run: false,
+                    risk: step.risk,
+                    at: now,
+                    incident: inc.id.clone(),
+                    playbook: self.plan.playbook.clone(),
+                    step: step.index,
+                };
+                request.wanted_replicas(w.replicas.unwrap_or(0)).ok()
+            }
+            _ => None,
+        };
+        let done: Vec<Done> = ports
+            .guards
+            .others
+            .iter()
+            .filter(|(id, _)| *id != inc.id)
+            .map(|(id, record)| Done {
+                incident: id,
+                record,
+            })
+            .chain(inc.actions.iter().map(|record| Done {
+                incident: &inc.id,
+                record,
+            }))
+            .collect();
+        guard::check(
+            &Intent {
+                incident: &inc.id,
+                playbook: &self.plan.playbook,
+                action: step.action,
+                target,
+                wanted_replicas,
+                rollback,
+            },
+            &Situation {
+                done: &done,
+                snapshot: ports.snapshot,
+                storm: ports.guards.storm,
+                now,
+            },
+            &ports.config.guards,
+        )
     }
 
     /// Reads the answer to the pending approval; true once the approved
@@ -469,6 +565,15 @@ impl PlanRun {
         for step in self.plan.rollback.clone() {
             match decide(&step, self.plan.playbook_bound, ports.config) {
                 Decision::Run => {
+                    if let Err(refusal) = self.guard(&step, inc, ports, now, true) {
+                        let why = format!(
+                            "rollback step {} {} not run: {refusal}",
+                            step.index, step.action
+                        );
+                        inc.record(now, Stage::Rollback, why.clone());
+                        reason.push_str(&format!("; {why}"));
+                        break;
+                    }
                     if let Err(e) = self.perform(&step, inc, ports, now, false, true).await {
                         reason.push_str(&format!("; rollback {e}"));
                         break;

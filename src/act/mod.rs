@@ -7,5 +7,6 @@ pub mod reference;
 
 pub use catalog::{Action, ActionSpec, CATALOG, TargetKind};
 pub use executor::{
-    ActionRecord, ActionResult, PlanRun, Ports, RunState, StepOutcome, notify, send_escalation,
+    ActionRecord, ActionResult, GuardView, PlanRun, Ports, RunState, StepOutcome, notify,
+    send_escalation,
 };

@@ -19,11 +19,15 @@ pub struct PodInfo {
 pub struct NodeInfo {
     pub unschedulable: bool,
     pub control_plane: bool,
+    /// The Ready condition; a node that reports none counts as ready.
+    pub ready: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WorkloadInfo {
     pub replicas: Option<i64>,
+    /// `status.availableReplicas`, when the object has a status.
+    pub available: Option<i64>,
     pub revision: Option<i64>,
     pub paused: bool,
 }
@@ -76,11 +80,20 @@ impl ClusterSnapshot {
                         l.get("node-role.kubernetes.io/control-plane").is_some()
                             || l.get("node-role.kubernetes.io/master").is_some()
                     });
+                    let ready = o
+                        .get(&["status", "conditions"])
+                        .and_then(serde_yaml::Value::as_sequence)
+                        .and_then(|cs| {
+                            cs.iter()
+                                .find(|c| c.get("type").and_then(|t| t.as_str()) == Some("Ready"))
+                        })
+                        .is_none_or(|c| c.get("status").and_then(|s| s.as_str()) == Some("True"));
                     snap.nodes.insert(
                         r.name.clone(),
                         NodeInfo {
                             unschedulable,
                             control_plane,
+                            ready,
                         },
                     );
                 }
@@ -128,10 +141,14 @@ impl ClusterSnapshot {
                         .get(&["spec", "paused"])
                         .and_then(serde_yaml::Value::as_bool)
                         .unwrap_or(false);
+                    let available = o
+                        .get(&["status", "availableReplicas"])
+                        .and_then(serde_yaml::Value::as_i64);
                     snap.workloads.insert(
                         r.clone(),
                         WorkloadInfo {
                             replicas,
+                            available,
                             revision,
                             paused,
                         },
@@ -141,6 +158,23 @@ impl ClusterSnapshot {
             }
         }
         snap
+    }
+
+    /// Replicas of `workload` available now: its status when it has one,
+    /// else the pods it owns that are not on a NotReady node.
+    pub fn available(&self, workload: &ObjectRef) -> i64 {
+        if let Some(a) = self.workloads.get(workload).and_then(|w| w.available) {
+            return a;
+        }
+        let on_ready = |p: &PodInfo| {
+            p.node
+                .as_ref()
+                .is_none_or(|n| self.nodes.get(n).is_none_or(|n| n.ready))
+        };
+        self.pods
+            .values()
+            .filter(|p| p.owner.as_ref() == Some(workload) && on_ready(p))
+            .count() as i64
     }
 
     /// The workload an object belongs to: a pod's owner, or the object itself.

@@ -4,15 +4,16 @@
 //! The live loop and replay both call `tick` with the time and what the
 //! detectors returned; only the ports behind the engine differ.
 
-use crate::act::{PlanRun, Ports, notify, send_escalation};
+use crate::act::{GuardView, PlanRun, Ports, notify, send_escalation};
 use crate::cluster::{Cluster, ClusterSnapshot};
 use crate::config::Config;
 use crate::diagnose::llm::Advisor;
 use crate::diagnose::{Diagnosis, diagnose, fingerprint, prompt_input};
-use crate::escalate::{ApprovalStore, Escalator, MemoryApprovals};
+use crate::escalate::{ApprovalStore, Escalation, Escalator, MemoryApprovals, Notification};
+use crate::guard::{Storm, StormChange};
 use crate::incident::{Incident, Stage, Topology, correlate, rank_root_causes};
 use crate::metrics::Metrics;
-use crate::model::{ObjectRef, Timestamp, format_secs};
+use crate::model::{ObjectRef, Severity, Timestamp, format_secs};
 use crate::plan::{Plan, matching_playbooks, select_playbook};
 use crate::playbook::Library;
 use crate::signal::{AlertEvent, DetectorOutcome, SignalEvent, SignalTracker};
@@ -41,6 +42,7 @@ pub struct Engine {
     metrics: Arc<dyn Metrics>,
     escalator: Arc<dyn Escalator>,
     approvals: Arc<dyn ApprovalStore>,
+    storm: Storm,
     tracker: SignalTracker,
     incidents: Vec<Incident>,
     /// By incident id.
@@ -92,6 +94,7 @@ impl Engine {
             metrics,
             escalator,
             approvals: Arc::new(MemoryApprovals::default()),
+            storm: Storm::default(),
             tracker: SignalTracker::new(),
             incidents: Vec::new(),
             planning: BTreeMap::new(),
@@ -209,10 +212,101 @@ impl Engine {
                 SignalEvent::Cleared { name, target, at } => self.clear(&name, &target, at),
             }
         }
+        self.update_storm(now).await;
         for idx in 0..self.incidents.len() {
             if self.incidents[idx].is_open() {
-                self.step_incident(idx, &snap, fresh, now).await;
+                let view = self.guard_view(idx, now);
+                self.step_incident(idx, &snap, fresh, now, &view).await;
             }
+        }
+    }
+
+    /// What the other incidents' runs did recently: the guards' input for
+    /// incident `idx`, fresh for each incident so an action taken earlier in
+    /// this tick counts.
+    fn guard_view(&self, idx: usize, now: Timestamp) -> GuardView {
+        // No guard looks further back than a day.
+        let since = now - 24 * 3600;
+        let others = self
+            .incidents
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != idx)
+            .flat_map(|(_, inc)| {
+                inc.actions
+                    .iter()
+                    .filter(move |a| a.at >= since)
+                    .map(move |a| (inc.id.clone(), a.clone()))
+            })
+            .collect();
+        GuardView {
+            others,
+            storm: self.storm.active(),
+        }
+    }
+
+    /// Enters or leaves storm mode; people hear of both, once.
+    async fn update_storm(&mut self, now: Timestamp) {
+        let open: Vec<String> = self
+            .incidents
+            .iter()
+            .filter(|i| i.is_open())
+            .map(|i| i.id.clone())
+            .collect();
+        let limits = &self.config.guards.storm;
+        let Some(change) = self.storm.update(open.len(), now, limits) else {
+            return;
+        };
+        let text = match change {
+            StormChange::Entered => format!(
+                "storm mode: {} incidents open (more than {}): no new actions until it is calm for {}",
+                open.len(),
+                limits.open_incidents,
+                limits.calm_for
+            ),
+            StormChange::Left => format!(
+                "storm over: at most {} incidents open for {}; actions allowed again",
+                limits.open_incidents, limits.calm_for
+            ),
+        };
+        tracing::warn!(open = open.len(), "{text}");
+        for inc in self.incidents.iter_mut().filter(|i| i.is_open()) {
+            inc.record(now, Stage::Escalate, text.clone());
+        }
+        let result = match change {
+            StormChange::Entered => {
+                crate::telemetry::record_escalation();
+                self.escalator
+                    .escalate(&Escalation {
+                        id: format!("storm-{now}"),
+                        incident: "storm".into(),
+                        severity: Severity::Critical,
+                        at: now,
+                        reason: text.clone(),
+                        root_cause: None,
+                        summary: format!("open incidents: {}", open.join(", ")),
+                        playbook: None,
+                        plan: Vec::new(),
+                        stopped_at_step: None,
+                        diagnosis: None,
+                        approval: None,
+                    })
+                    .await
+            }
+            StormChange::Left => {
+                self.escalator
+                    .notify(&Notification {
+                        id: format!("storm-{now}-over"),
+                        incident: "storm".into(),
+                        at: now,
+                        kind: "storm_over".into(),
+                        text,
+                    })
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "storm message not delivered");
         }
     }
 
@@ -237,6 +331,7 @@ impl Engine {
         snap: &ClusterSnapshot,
         fresh: bool,
         now: Timestamp,
+        guards: &GuardView,
     ) {
         let corr = &self.config.correlation;
         let inc = &mut self.incidents[idx];
@@ -263,6 +358,7 @@ impl Engine {
             metrics: self.metrics.as_ref(),
             escalator: self.escalator.as_ref(),
             approvals: self.approvals.as_ref(),
+            guards,
             config: &self.config,
             snapshot: snap,
         };
