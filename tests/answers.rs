@@ -41,6 +41,14 @@ fn record(incident: &str, step: usize) -> ApprovalRecord {
 
 /// A medic API on loopback over `store`; `leader` as the loop last saw it.
 async fn serve(store: Arc<MemoryApprovals>, leader: Option<bool>) -> String {
+    serve_with(store, leader, Default::default()).await
+}
+
+async fn serve_with(
+    store: Arc<MemoryApprovals>,
+    leader: Option<bool>,
+    paused: Arc<std::sync::atomic::AtomicBool>,
+) -> String {
     let shared: Shared = Arc::new(RwLock::new(Status {
         leader,
         ..Status::default()
@@ -49,6 +57,7 @@ async fn serve(store: Arc<MemoryApprovals>, leader: Option<bool>) -> String {
     let desk = AnswerDesk {
         approvals: store,
         token: Some(TOKEN.into()),
+        paused,
     };
     let app = router(shared, tx, desk, None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -217,4 +226,27 @@ async fn medic_approve_and_deny_answer_through_the_api() {
         err.contains("nothing of incident inc-1 waits for approval"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn the_pause_switch_needs_the_token_and_flips_the_flag_the_loop_reads() {
+    use std::sync::atomic::Ordering;
+    let flag: Arc<std::sync::atomic::AtomicBool> = Default::default();
+    let base = serve_with(Arc::default(), None, flag.clone()).await;
+    let pause = format!("{base}/api/v1/pause");
+    assert_eq!(
+        post(&pause, Some("nope"), serde_json::json!({})).await.0,
+        401
+    );
+    assert!(!flag.load(Ordering::SeqCst));
+    let (code, text) = post(&pause, Some(TOKEN), serde_json::json!({})).await;
+    assert_eq!((code, text.as_str()), (200, r#"{"paused":true}"#));
+    assert!(flag.load(Ordering::SeqCst));
+    post(
+        &format!("{base}/api/v1/resume"),
+        Some(TOKEN),
+        serde_json::json!({}),
+    )
+    .await;
+    assert!(!flag.load(Ordering::SeqCst));
 }

@@ -345,6 +345,7 @@ async fn interactions_server(store: Arc<MemoryApprovals>) -> String {
     let desk = AnswerDesk {
         approvals: store.clone(),
         token: None,
+        paused: Default::default(),
     };
     let slack = SlackDesk {
         signing_secret: SECRET.into(),

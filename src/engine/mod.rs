@@ -42,6 +42,8 @@ pub struct Engine {
     metrics: Arc<dyn Metrics>,
     escalator: Arc<dyn Escalator>,
     approvals: Arc<dyn ApprovalStore>,
+    /// `paused` as medic.yaml says; the API may pause on top of it.
+    paused_by_config: bool,
     storm: Storm,
     tracker: SignalTracker,
     incidents: Vec<Incident>,
@@ -86,6 +88,7 @@ impl Engine {
             .filter(|d| d.spec.resource)
             .map(|d| d.name.clone())
             .collect();
+        let paused_by_config = config.paused;
         Engine {
             config,
             library,
@@ -94,6 +97,7 @@ impl Engine {
             metrics,
             escalator,
             approvals: Arc::new(MemoryApprovals::default()),
+            paused_by_config,
             storm: Storm::default(),
             tracker: SignalTracker::new(),
             incidents: Vec::new(),
@@ -170,6 +174,11 @@ impl Engine {
             .map(|d| d.name.clone())
             .collect();
         self.library = library;
+    }
+
+    /// The API's pause switch, on top of medic.yaml's `paused`.
+    pub fn set_paused(&mut self, by_api: bool) {
+        self.config.paused = self.paused_by_config || by_api;
     }
 
     /// Signals firing now, by detector.

@@ -30,8 +30,44 @@ pub struct AnswerRequest {
 #[derive(Clone)]
 pub struct AnswerDesk {
     pub approvals: Arc<dyn ApprovalStore>,
-    /// None: approvals over HTTP are off.
+    /// None: approvals (and pause) over HTTP are off.
     pub token: Option<String>,
+    /// The pause switch people flip over the API; the loop reads it each cycle.
+    pub paused: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Checks the bearer token; the refusal to send when it does not pass.
+pub fn authorize(desk: &AnswerDesk, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(expected) = &desk.token else {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "this endpoint is off: set api.tokenFile in medic.yaml",
+        ));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !given.is_some_and(|g| token_matches(g, expected)) {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ));
+    }
+    Ok(())
+}
+
+/// POST /api/v1/pause|resume: stops (or allows again) new actions on this
+/// replica and, through the loop, in the engine. Planning and escalation
+/// go on.
+pub fn set_paused(desk: &AnswerDesk, headers: &HeaderMap, paused: bool) -> Response {
+    if let Err(r) = authorize(desk, headers) {
+        return r;
+    }
+    desk.paused
+        .store(paused, std::sync::atomic::Ordering::SeqCst);
+    tracing::warn!(paused, "pause switch set over the API");
+    Json(serde_json::json!({"paused": paused})).into_response()
 }
 
 /// Compares digests of both, so neither content nor length leaks by timing.
@@ -54,18 +90,8 @@ pub async fn answer(
     body: AnswerRequest,
     now: i64,
 ) -> Response {
-    let Some(expected) = &desk.token else {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "approvals over the API are off: set api.tokenFile in medic.yaml",
-        );
-    };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !given.is_some_and(|g| token_matches(g, expected)) {
-        return refuse(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    if let Err(r) = authorize(desk, headers) {
+        return r;
     }
     if !leads {
         return refuse(

@@ -107,9 +107,11 @@ pub async fn run(
         ),
         None => None,
     };
+    let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let desk = AnswerDesk {
         approvals: people.approvals.clone(),
         token,
+        paused: paused.clone(),
     };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -176,6 +178,7 @@ pub async fn run(
             leading = Some(leads);
         }
         let started = Instant::now();
+        engine.set_paused(paused.load(std::sync::atomic::Ordering::SeqCst));
         reload(&mut engine, reloader.as_mut());
         let now = unix_now();
         let outcomes = observe_at(metrics.as_ref(), &engine.library().detectors, now).await;

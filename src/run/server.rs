@@ -63,6 +63,8 @@ pub fn router(
             axum::routing::post(approve),
         )
         .route("/api/v1/incidents/{id}/deny", axum::routing::post(deny))
+        .route("/api/v1/pause", axum::routing::post(pause))
+        .route("/api/v1/resume", axum::routing::post(resume))
         .route(
             "/slack/interactions",
             axum::routing::post(slack_interaction),
@@ -127,6 +129,14 @@ async fn deny(
     body: Result<Json<AnswerRequest>, JsonRejection>,
 ) -> Response {
     answer_route(app, id, headers, body, false).await
+}
+
+async fn pause(State(app): State<App>, headers: HeaderMap) -> Response {
+    answers::set_paused(&app.desk, &headers, true)
+}
+
+async fn resume(State(app): State<App>, headers: HeaderMap) -> Response {
+    answers::set_paused(&app.desk, &headers, false)
 }
 
 async fn answer_route(
