@@ -37,9 +37,9 @@ pub struct AnswerDesk {
 }
 
 /// Checks the bearer token; the refusal to send when it does not pass.
-pub fn authorize(desk: &AnswerDesk, headers: &HeaderMap) -> Result<(), Response> {
+pub fn authorize(desk: &AnswerDesk, headers: &HeaderMap) -> Result<(), (StatusCode, &'static str)> {
     let Some(expected) = &desk.token else {
-        return Err(refuse(
+        return Err((
             StatusCode::FORBIDDEN,
             "this endpoint is off: set api.tokenFile in medic.yaml",
         ));
@@ -61,8 +61,8 @@ pub fn authorize(desk: &AnswerDesk, headers: &HeaderMap) -> Result<(), Response>
 /// replica and, through the loop, in the engine. Planning and escalation
 /// go on.
 pub fn set_paused(desk: &AnswerDesk, headers: &HeaderMap, paused: bool) -> Response {
-    if let Err(r) = authorize(desk, headers) {
-        return r;
+    if let Err(refusal) = authorize(desk, headers) {
+        return refusal.into_response();
     }
     desk.paused
         .store(paused, std::sync::atomic::Ordering::SeqCst);
@@ -90,8 +90,8 @@ pub async fn answer(
     body: AnswerRequest,
     now: i64,
 ) -> Response {
-    if let Err(r) = authorize(desk, headers) {
-        return r;
+    if let Err(refusal) = authorize(desk, headers) {
+        return refusal.into_response();
     }
     if !leads {
         return refuse(
