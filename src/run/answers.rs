@@ -49,10 +49,7 @@ pub fn authorize(desk: &AnswerDesk, headers: &HeaderMap) -> Result<(), (StatusCo
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if !given.is_some_and(|g| token_matches(g, expected)) {
-        return Err(refuse(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token",
-        ));
+        return Err((StatusCode::UNAUTHORIZED, "missing or wrong bearer token"));
     }
     Ok(())
 }
