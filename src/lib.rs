@@ -18,6 +18,7 @@ pub mod guard;
 pub mod ha;
 pub mod import;
 pub mod incident;
+pub mod journal;
 pub mod metrics;
 pub mod model;
 pub mod plan;

@@ -68,6 +68,11 @@ enum Command {
         /// answers, and print what it said as an `llm:` block to paste into the fixture.
         #[arg(long, requires = "config")]
         llm_live: bool,
+        /// Keep a journal (and the simulated cluster) in this directory: a
+        /// replay killed midway and run again resumes where it stopped.
+        /// One fixture only.
+        #[arg(long)]
+        journal: Option<PathBuf>,
     },
     /// Show what a playbook would do for a recorded incident, without acting.
     Explain {
@@ -166,8 +171,9 @@ fn main() -> ExitCode {
                 playbooks,
                 config,
                 llm_live,
+                journal,
             } => {
-                let work = replay_command(paths, json, playbooks, config, llm_live);
+                let work = replay_command(paths, json, playbooks, config, llm_live, journal);
                 // Dropping the replay on Ctrl-C stops its Prometheus and removes its files.
                 tokio::select! {
                     r = work => Some(r),
@@ -273,9 +279,11 @@ async fn replay_command(
     playbooks: Vec<PathBuf>,
     config: Option<PathBuf>,
     llm_live: bool,
+    journal: Option<PathBuf>,
 ) -> Result<ExitCode> {
     replay::check_tools()?;
     let mut options = options(&playbooks, config)?;
+    options.journal = journal;
     let recorder = if llm_live {
         let config = &options.config.llm;
         if !config.enabled {
@@ -308,6 +316,9 @@ async fn replay_command(
     }
     if fixtures.is_empty() {
         anyhow::bail!("no fixture files found");
+    }
+    if options.journal.is_some() && fixtures.len() != 1 {
+        anyhow::bail!("--journal replays one fixture; {} given", fixtures.len());
     }
     let mut reports: Vec<Report> = Vec::new();
     for f in &fixtures {

@@ -111,8 +111,9 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
     std::fs::write(
         dir.path().join("medic.yaml"),
         format!(
-            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{medic_port}\nplaybooksDir: {}\nprometheus: {{url: 'http://127.0.0.1:{prom_port}'}}\ncorrelation: {{settle: 1s, resolveAfter: 3s}}\n",
-            playbooks.display()
+            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{medic_port}\nplaybooksDir: {}\nprometheus: {{url: 'http://127.0.0.1:{prom_port}'}}\ncorrelation: {{settle: 1s, resolveAfter: 3s}}\nstateDir: {}\n",
+            playbooks.display(),
+            dir.path().join("state").display()
         ),
     )
     .unwrap();
@@ -291,6 +292,59 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // SIGKILL mid-run, then start again on the same state directory: both
+    // incidents come back from the journal, the remediation is not redone.
+    let before: serde_json::Value = get("/api/v1/incidents")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    medic.0.kill().unwrap();
+    medic.0.wait().unwrap();
+    // (A broken playbook set stops medic at start; the rejected edit goes.)
+    std::fs::remove_file(playbooks.join("broken.yaml")).unwrap();
+    medic = Killed(
+        Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["run", "--config"])
+            .arg(dir.path().join("medic.yaml"))
+            .arg("--sim-cluster")
+            .arg(dir.path().join("cluster.yaml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        if let Some(r) = get("/api/v1/incidents").await {
+            let list: serde_json::Value = r.json().await.unwrap();
+            if list.as_array().is_some_and(|a| a.len() == 2) {
+                break list;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "incidents not restored after SIGKILL"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let ids = |l: &serde_json::Value| -> Vec<String> {
+        l.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&after), ids(&before));
+    let remediated = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == incident["id"])
+        .unwrap();
+    assert_eq!(remediated["actions"], incident["actions"], "nothing redone");
+    assert!(!remediated["resolved_at_s"].is_null());
     // SIGTERM stops it cleanly.
     let pid = medic.0.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();

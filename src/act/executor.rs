@@ -14,12 +14,15 @@ use crate::escalate::{
 };
 use crate::guard::{self, Done, Intent, Refusal, Situation};
 use crate::incident::{Incident, Stage};
+use crate::journal::{
+    Entry, FileJournal, IntentEntry, Reconciled, found_done, pause_point, reconcile,
+};
 use crate::metrics::Metrics;
 use crate::model::{ObjectRef, Risk, Timestamp, format_secs};
 use crate::plan::{Decision, Plan, PlannedStep, approvable, build_context, decide};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActionResult {
     Ok,
@@ -28,7 +31,7 @@ pub enum ActionResult {
     DryRun,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ActionRecord {
     pub at: Timestamp,
     pub playbook: String,
@@ -100,6 +103,8 @@ pub struct Ports<'a> {
     /// What other incidents' runs did, and whether a storm is on: what the
     /// guards need besides this incident.
     pub guards: &'a GuardView,
+    /// Where intents and results are written before and after each action.
+    pub journal: Option<&'a FileJournal>,
     pub config: &'a Config,
     pub snapshot: &'a ClusterSnapshot,
 }
@@ -268,6 +273,101 @@ impl PlanRun {
             Err(reason) => {
                 self.fail(inc, ports, now, reason).await;
                 false
+            }
+        }
+    }
+
+    /// Picks a re-planned run up where the one before a restart stopped:
+    /// steps the incident's records show done are not run again, an
+    /// unfinished intent is checked against the cluster, and a run that had
+    /// already failed stays failed.
+    pub async fn resume_after_restart(
+        &mut self,
+        inc: &mut Incident,
+        unfinished: &[IntentEntry],
+        ports: &Ports<'_>,
+        now: Timestamp,
+    ) {
+        let mine = |a: &&ActionRecord| a.playbook == self.plan.playbook;
+        if inc.actions.iter().filter(mine).any(|a| a.rollback) {
+            let reason = "the plan had failed and rolled back before the restart".to_string();
+            inc.record(now, Stage::Plan, reason.clone());
+            self.state = RunState::Failed { reason };
+            return;
+        }
+        let done: std::collections::BTreeSet<usize> = inc
+            .actions
+            .iter()
+            .filter(mine)
+            .filter(|a| a.result != ActionResult::Failed && a.result != ActionResult::DryRun)
+            .map(|a| a.step)
+            .collect();
+        while self
+            .plan
+            .steps
+            .get(self.next)
+            .is_some_and(|s| done.contains(&s.index))
+        {
+            self.next += 1;
+        }
+        if self.next > 0 {
+            inc.record(
+                now,
+                Stage::Plan,
+                format!(
+                    "after a restart: steps up to {} were done before it; not running them again",
+                    self.plan.steps[self.next - 1].index
+                ),
+            );
+            if self.plan.steps[self.next - 1].verify.is_some() {
+                self.state = RunState::Verifying {
+                    started: now,
+                    holding_since: None,
+                    last_error: None,
+                };
+            }
+        }
+        let Some(step) = self.plan.steps.get(self.next).cloned() else {
+            return;
+        };
+        let Some(intent) = unfinished
+            .iter()
+            .find(|i| i.playbook == self.plan.playbook && i.step == step.index && !i.rollback)
+        else {
+            return;
+        };
+        match reconcile(intent, ports.snapshot) {
+            Reconciled::Done => {
+                let record = found_done(intent, step.risk);
+                inc.record(
+                    now,
+                    Stage::Execute,
+                    format!("{} {}: {}", step.action, intent.target, record.message),
+                );
+                inc.actions.push(record);
+                self.next += 1;
+                if step.verify.is_some() {
+                    self.state = RunState::Verifying {
+                        started: now,
+                        holding_since: None,
+                        last_error: None,
+                    };
+                }
+            }
+            Reconciled::NotDone => inc.record(
+                now,
+                Stage::Plan,
+                format!(
+                    "step {} {} had not happened when medic restarted: running it",
+                    step.index, step.action
+                ),
+            ),
+            Reconciled::Unsure(why) => {
+                let reason = format!(
+                    "after a restart medic cannot tell whether step {} ran ({why}): not repeating it",
+                    step.index
+                );
+                self.stop_for_people(inc, ports, now, reason, false).await;
             }
         }
     }
@@ -497,7 +597,44 @@ impl PlanRun {
             playbook: self.plan.playbook.clone(),
             step: step.index,
         };
+        let journaled = ports
+            .journal
+            .filter(|_| !dry_run && step.action.spec().mutating);
+        if let Some(journal) = journaled {
+            let intent = IntentEntry {
+                incident: inc.id.clone(),
+                playbook: self.plan.playbook.clone(),
+                step: step.index,
+                action: step.action,
+                target: target.clone(),
+                at: now,
+                rollback,
+                revision: ports
+                    .snapshot
+                    .workloads
+                    .get(&target)
+                    .and_then(|w| w.revision),
+                wanted_replicas: ports
+                    .snapshot
+                    .workloads
+                    .get(&target)
+                    .and_then(|w| request.wanted_replicas(w.replicas.unwrap_or(0)).ok()),
+            };
+            // Fail closed: an action medic could not write down is not taken.
+            if let Err(e) = journal.append(&Entry::Intent(intent), true) {
+                let text = format!(
+                    "{} {target} not run: cannot record the intent: {e}",
+                    step.action
+                );
+                inc.record(now, Stage::Execute, text.clone());
+                return Err(format!("step {} {text}", step.index));
+            }
+            pause_point("intent");
+        }
         let outcome = ports.cluster.perform(&request).await;
+        if journaled.is_some() {
+            pause_point("result");
+        }
         let (result, message) = match &outcome {
             Ok(m) if dry_run => (ActionResult::DryRun, m.clone()),
             Ok(m) => (ActionResult::Ok, m.clone()),
@@ -540,6 +677,19 @@ impl PlanRun {
             message: message.clone(),
             rollback,
         });
+        if let Some(journal) = journaled
+            && let Some(record) = inc.actions.last()
+        {
+            let entry = Entry::Result {
+                incident: inc.id.clone(),
+                record: record.clone(),
+            };
+            if let Err(e) = journal.append(&entry, true) {
+                // The action happened; the incident's state at the end of
+                // the cycle records it too.
+                tracing::error!(incident = %inc.id, error = %e, "action result not journaled");
+            }
+        }
         if !dry_run && step.action.spec().mutating {
             let kind = if rollback { "rolled_back" } else { "action" };
             let text = format!(
@@ -621,7 +771,16 @@ impl PlanRun {
                 expires_at: now + ports.config.approvals.ttl.0,
                 answer: None,
             };
-            if let Err(e) = ports.approvals.request(&record).await {
+            let existing = ports
+                .approvals
+                .get(&inc.id, step.index)
+                .await
+                .ok()
+                .flatten();
+            let asked = existing.is_some_and(|r| r.plan_digest == record.plan_digest);
+            // After a restart the same question may already be asked (or
+            // answered): keep it rather than ask again.
+            if !asked && let Err(e) = ports.approvals.request(&record).await {
                 // Without a stored request nobody can answer: escalate only.
                 tracing::error!(incident = %inc.id, error = %e, "approval request not stored");
                 approval = false;

@@ -22,6 +22,9 @@ struct State {
 #[derive(Default)]
 pub struct SimCluster {
     state: Mutex<State>,
+    /// Where the objects are saved after each change, as an API server
+    /// keeps them: replay with a journal survives medic being killed.
+    persist: Option<std::path::PathBuf>,
 }
 
 impl SimCluster {
@@ -37,7 +40,38 @@ impl SimCluster {
                 changes,
                 performed: Vec::new(),
             }),
+            persist: None,
         }
+    }
+
+    /// Keeps the objects in `path`: loads them from it when it exists
+    /// (instead of the ones given), and saves them after every change.
+    pub fn persisted(mut self, path: &std::path::Path) -> Result<Self, ClusterError> {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let values: Vec<serde_yaml::Value> = serde_json::from_str(&text)
+                .map_err(|e| ClusterError::Api(format!("{}: {e}", path.display())))?;
+            let mut objects = BTreeMap::new();
+            for v in values {
+                let o = ClusterObject::from_value(v)
+                    .map_err(|e| ClusterError::Api(format!("{}: {e}", path.display())))?;
+                objects.insert(o.reference.clone(), o);
+            }
+            self.lock().objects = objects;
+        }
+        self.persist = Some(path.to_path_buf());
+        Ok(self)
+    }
+
+    fn save(&self, state: &State) -> Result<(), ClusterError> {
+        let Some(path) = &self.persist else {
+            return Ok(());
+        };
+        let values: Vec<&serde_yaml::Value> = state.objects.values().map(|o| &o.value).collect();
+        let text = serde_json::to_string(&values).map_err(|e| ClusterError::Api(e.to_string()))?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| ClusterError::Api(format!("{}: {e}", path.display())))
     }
 
     /// Gives pods recorded logs, served by `logs` and `capture_logs`.
@@ -99,7 +133,11 @@ impl Cluster for SimCluster {
         } else {
             &mut state
         };
-        apply(target_state, req)
+        let result = apply(target_state, req);
+        if !req.dry_run && result.is_ok() {
+            self.save(&state)?;
+        }
+        result
     }
 }
 

@@ -11,7 +11,7 @@ pub use summary::{fingerprint, prompt_input};
 use llm::LlmUsage;
 use serde::Serialize;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Diagnosis {
     /// `rules` (or, later, `llm`): who produced this diagnosis.
     pub source: String,

@@ -12,6 +12,7 @@ use crate::diagnose::{Diagnosis, diagnose, fingerprint, prompt_input};
 use crate::escalate::{ApprovalStore, Escalation, Escalator, MemoryApprovals, Notification};
 use crate::guard::{Storm, StormChange};
 use crate::incident::{Incident, Stage, Topology, correlate, rank_root_causes};
+use crate::journal::{Entry, FileJournal, IntentEntry, Restored};
 use crate::metrics::Metrics;
 use crate::model::{ObjectRef, Severity, Timestamp, format_secs};
 use crate::plan::{Plan, matching_playbooks, select_playbook};
@@ -32,6 +33,9 @@ struct Planning {
     llm_root: Option<(String, ObjectRef)>,
     /// Whether people were told the incident opened.
     announced: bool,
+    /// Restored from the journal: intents with no result, checked when the
+    /// incident is planned again.
+    restored: Option<Vec<IntentEntry>>,
 }
 
 pub struct Engine {
@@ -44,6 +48,9 @@ pub struct Engine {
     approvals: Arc<dyn ApprovalStore>,
     /// `paused` as medic.yaml says; the API may pause on top of it.
     paused_by_config: bool,
+    journal: Option<Arc<FileJournal>>,
+    /// A hash of each incident as last written to the journal.
+    written: BTreeMap<String, u64>,
     storm: Storm,
     tracker: SignalTracker,
     incidents: Vec<Incident>,
@@ -98,6 +105,8 @@ impl Engine {
             escalator,
             approvals: Arc::new(MemoryApprovals::default()),
             paused_by_config,
+            journal: None,
+            written: BTreeMap::new(),
             storm: Storm::default(),
             tracker: SignalTracker::new(),
             incidents: Vec::new(),
@@ -176,6 +185,73 @@ impl Engine {
         self.library = library;
     }
 
+    /// Writes intents, results and incidents to `journal`, and takes up
+    /// what it held: incidents (with their actions, so cooldowns and
+    /// budgets hold across the restart), firing signals, and intents whose
+    /// result was never written.
+    pub fn with_journal(
+        mut self,
+        journal: Arc<FileJournal>,
+        restored: Restored,
+        now: Timestamp,
+    ) -> Self {
+        if let Some(cut) = &restored.cut {
+            tracing::warn!(journal = %journal.path().display(), "journal read stopped early: {cut}");
+        }
+        for inc in &restored.incidents {
+            if let Ok(text) = serde_json::to_string(inc) {
+                self.written.insert(inc.id.clone(), hash(&text));
+            }
+            if !inc.is_open() {
+                continue;
+            }
+            for rec in inc.signals.iter().filter(|r| r.cleared_at.is_none()) {
+                self.tracker.restore(&rec.signal, now);
+            }
+            let unfinished: Vec<IntentEntry> = restored
+                .unfinished
+                .iter()
+                .filter(|i| i.incident == inc.id)
+                .cloned()
+                .collect();
+            tracing::info!(incident = %inc.id, unfinished = unfinished.len(), "incident restored from the journal");
+            self.planning.insert(
+                inc.id.clone(),
+                Planning {
+                    announced: true,
+                    restored: Some(unfinished),
+                    ..Planning::default()
+                },
+            );
+        }
+        self.incidents = restored.incidents;
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Writes the incidents that changed this cycle, then the cycle's time.
+    fn journal_tick(&mut self, now: Timestamp) {
+        let Some(journal) = &self.journal else { return };
+        for inc in &self.incidents {
+            let Ok(text) = serde_json::to_string(inc) else {
+                continue;
+            };
+            let h = hash(&text);
+            if self.written.get(&inc.id) == Some(&h) {
+                continue;
+            }
+            match journal.append(&Entry::Incident(Box::new(inc.clone())), false) {
+                Ok(()) => {
+                    self.written.insert(inc.id.clone(), h);
+                }
+                Err(e) => tracing::error!(incident = %inc.id, error = %e, "incident not journaled"),
+            }
+        }
+        if let Err(e) = journal.append(&Entry::Tick { at: now }, true) {
+            tracing::error!(error = %e, "journal tick not written");
+        }
+    }
+
     /// The API's pause switch, on top of medic.yaml's `paused`.
     pub fn set_paused(&mut self, by_api: bool) {
         self.config.paused = self.paused_by_config || by_api;
@@ -228,6 +304,7 @@ impl Engine {
                 self.step_incident(idx, &snap, fresh, now, &view).await;
             }
         }
+        self.journal_tick(now);
     }
 
     /// What the other incidents' runs did recently: the guards' input for
@@ -368,6 +445,7 @@ impl Engine {
             escalator: self.escalator.as_ref(),
             approvals: self.approvals.as_ref(),
             guards,
+            journal: self.journal.as_deref(),
             config: &self.config,
             snapshot: snap,
         };
@@ -410,6 +488,12 @@ impl Engine {
             planning.run =
                 plan_incident(inc, &ctx, snap, &ports, now, &mut planning.llm_root).await;
             planning.planned_for = inc.root_cause().cloned();
+            if let Some(unfinished) = planning.restored.take()
+                && let Some(run) = planning.run.as_mut()
+            {
+                run.resume_after_restart(inc, &unfinished, &ports, now)
+                    .await;
+            }
         }
         if let Some(run) = planning.run.as_mut()
             && fresh
@@ -643,6 +727,15 @@ async fn warn_callers(
     );
 }
 
+/// Within one process only: tells whether an incident changed since it was
+/// last written.
+fn hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -708,3 +801,4 @@ mod tests {
         assert!(e.planning.is_empty());
     }
 }
+

@@ -74,7 +74,7 @@ pub struct Escalation {
 }
 
 /// What the incident keeps of an escalation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EscalationRecord {
     /// The escalation's id: the same incident, severity, plan and reason
     /// are escalated once.

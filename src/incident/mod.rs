@@ -18,7 +18,7 @@ use crate::model::{ObjectRef, Severity, Timestamp};
 use crate::signal::Signal;
 use std::collections::BTreeSet;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SignalRecord {
     pub signal: Signal,
     /// The workload (or the target itself) the signal is about.
@@ -26,7 +26,7 @@ pub struct SignalRecord {
     pub cleared_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Incident {
     pub id: String,
     pub opened_at: Timestamp,

@@ -38,6 +38,13 @@ pub enum ReplayError {
     Llm(String),
     #[error("no playbook named `{name}` (known: {known})")]
     UnknownPlaybook { name: String, known: String },
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    #[error("{path}: simulated cluster: {source}")]
+    Cluster {
+        path: String,
+        source: crate::cluster::ClusterError,
+    },
 }
 
 /// What every fixture of a replay shares.
@@ -52,6 +59,9 @@ pub struct ReplayOptions {
     /// Where approval requests go and answers (the fixture's `approvals:`)
     /// are read from; a fresh in-memory store per fixture when None.
     pub approvals: Option<Arc<dyn ApprovalStore>>,
+    /// A directory for the journal and the simulated cluster's objects: a
+    /// replay killed midway and started again resumes from it.
+    pub journal: Option<std::path::PathBuf>,
 }
 
 impl ReplayOptions {
@@ -66,6 +76,7 @@ impl ReplayOptions {
             },
             live_llm: None,
             approvals: None,
+            journal: None,
         }
     }
 }
@@ -78,6 +89,8 @@ pub async fn replay_file(path: &Path, options: &ReplayOptions) -> Result<Report,
 /// A fixture loaded into Prometheus, detectors evaluated, engine ready.
 struct Prepared {
     engine: Engine,
+    /// Ticks up to this one ran before a restart (from the journal).
+    resume_after: Option<Timestamp>,
     outcomes: BTreeMap<Timestamp, BTreeMap<String, DetectorOutcome>>,
     config: Config,
     llm_server: Option<LlmServer>,
@@ -130,10 +143,17 @@ async fn prepare(
             .iter()
             .map(|e| (e.from.clone(), e.to.clone())),
     );
-    let cluster = Arc::new(
-        SimCluster::new(loaded.objects.clone(), loaded.changes.clone())
-            .with_logs(fixture.logs.clone()),
-    );
+    let mut cluster = SimCluster::new(loaded.objects.clone(), loaded.changes.clone())
+        .with_logs(fixture.logs.clone());
+    if let Some(dir) = &options.journal {
+        cluster = cluster
+            .persisted(&dir.join("cluster.json"))
+            .map_err(|source| ReplayError::Cluster {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    let cluster = Arc::new(cluster);
     let escalator = Arc::new(MemoryEscalator::default());
     let engine_config = Config {
         paused: paused || config.paused,
@@ -149,6 +169,13 @@ async fn prepare(
     );
     if let Some(approvals) = &options.approvals {
         engine = engine.with_approvals(approvals.clone());
+    }
+    let mut resume_after = None;
+    if let Some(dir) = &options.journal {
+        let (journal, restored) = crate::journal::FileJournal::open(&dir.join("journal.log"))?;
+        resume_after = restored.last_tick;
+        let now = resume_after.unwrap_or(start);
+        engine = engine.with_journal(Arc::new(journal), restored, now);
     }
     // Recorded answers (or llm.enabled) turn the LLM on, served from loopback.
     let llm_server = if let Some(live) = &options.live_llm {
@@ -176,6 +203,7 @@ async fn prepare(
     };
     Ok(Prepared {
         engine,
+        resume_after,
         outcomes,
         config,
         llm_server,
@@ -190,6 +218,9 @@ pub async fn replay_loaded(
     let mut p = prepare(loaded, options, false).await?;
     let mut answers = FixtureAnswers::new(&loaded.fixture.approvals, loaded.start);
     for (at, by_detector) in &p.outcomes {
+        if p.resume_after.is_some_and(|r| *at <= r) {
+            continue;
+        }
         answers.give(p.engine.approvals().as_ref(), *at).await;
         p.engine.tick(*at, by_detector).await;
     }

@@ -25,6 +25,7 @@ use crate::escalate::{
 use crate::ha::Leadership;
 use crate::incident::Incident;
 use crate::incident::Topology;
+use crate::journal::FileJournal;
 use crate::metrics::{MetricsError, PrometheusMetrics};
 use crate::model::Timestamp;
 use crate::playbook::{Library, LoadError};
@@ -40,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub enum RunError {
     #[error(transparent)]
     Metrics(#[from] MetricsError),
-    #[error("playbooks: {0}")]
+    #[error("playbooks")]
     Playbooks(#[from] LoadError),
     #[error(transparent)]
     Nats(#[from] crate::escalate::NatsError),
@@ -48,17 +49,19 @@ pub enum RunError {
     Outbox(#[from] crate::escalate::OutboxError),
     #[error(transparent)]
     Slack(#[from] crate::escalate::SlackError),
-    #[error("cannot create the state directory {path}: {source}")]
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    #[error("cannot create the state directory {path}")]
     State {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot read the API token {path}: {source}")]
+    #[error("cannot read the API token {path}")]
     Token {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: String,
         source: std::io::Error,
@@ -135,6 +138,14 @@ pub async fn run(
     });
     let interval = Duration::from_secs(config.interval.0.max(1).unsigned_abs());
     let llm_config = config.llm.clone();
+    let journal_path = PathBuf::from(&config.state_dir).join("journal.log");
+    let (journal, restored) = FileJournal::open(&journal_path)?;
+    tracing::info!(
+        journal = %journal_path.display(),
+        incidents = restored.incidents.len(),
+        unfinished = restored.unfinished.len(),
+        "journal opened"
+    );
     let mut engine = Engine::new(
         config,
         library,
@@ -143,7 +154,8 @@ pub async fn run(
         metrics.clone(),
         people.escalator.clone(),
     )
-    .with_approvals(people.approvals.clone());
+    .with_approvals(people.approvals.clone())
+    .with_journal(Arc::new(journal), restored, unix_now());
     match live_llm(&llm_config) {
         Ok(Some(llm)) => engine = engine.with_advisor(Advisor::new(Arc::new(llm), llm_config)),
         Ok(None) => {}

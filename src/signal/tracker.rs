@@ -40,6 +40,21 @@ impl SignalTracker {
         self.states.values().filter(|s| s.firing).count()
     }
 
+    /// Marks a signal firing, as it was before a restart, so it clears
+    /// when its detector stops returning it (and is not fired again).
+    pub fn restore(&mut self, signal: &super::Signal, now: Timestamp) {
+        self.states.insert(
+            (signal.name.clone(), signal.target.clone()),
+            State {
+                pending_since: signal.onset,
+                last_seen: now,
+                firing: true,
+                onset_value: signal.onset_value,
+                peak: signal.peak,
+            },
+        );
+    }
+
     /// Signals firing now, by detector.
     pub fn firing_by_detector(&self) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();

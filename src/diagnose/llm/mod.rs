@@ -53,7 +53,7 @@ pub enum LlmError {
 }
 
 /// What the report and metrics keep of an LLM consultation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct LlmUsage {
     /// Whether the model's answer was used.
     pub used: bool,

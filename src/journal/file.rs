@@ -1,0 +1,200 @@
+//! The journal file: one checksummed JSON record per line.
+
+use super::{Entry, Restored};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("journal {path}: cannot encode a record: {source}")]
+    Encode {
+        path: String,
+        source: serde_json::Error,
+    },
+}
+
+pub struct FileJournal {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+/// `<crc32 of json, 8 hex digits> <json>\n`
+fn encode(entry: &Entry) -> Result<String, serde_json::Error> {
+    let json = serde_json::to_string(entry)?;
+    Ok(format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes())))
+}
+
+fn decode(line: &str) -> Result<Entry, String> {
+    let (crc, json) = line
+        .split_once(' ')
+        .ok_or_else(|| "no checksum".to_string())?;
+    let crc = u32::from_str_radix(crc, 16).map_err(|_| format!("bad checksum field `{crc}`"))?;
+    if crc32fast::hash(json.as_bytes()) != crc {
+        return Err("checksum mismatch".into());
+    }
+    serde_json::from_str(json).map_err(|e| format!("not a journal record: {e}"))
+}
+
+impl FileJournal {
+    /// Opens (or creates) the journal and reads back what it holds. A torn
+    /// or corrupt tail is cut off, so what follows is appended to good
+    /// records; `Restored::cut` says what was cut.
+    pub fn open(path: &Path) -> Result<(FileJournal, Restored), JournalError> {
+        let io = |source| JournalError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io)?;
+        let mut entries = Vec::new();
+        let mut good_len: u64 = 0;
+        let mut cut = None;
+        let mut reader = BufReader::new(&mut file);
+        let mut line_no = 0;
+        loop {
+            let mut line = String::new();
+            let n = match reader.read_line(&mut line) {
+                Ok(n) => n,
+                Err(e) => {
+                    cut = Some(format!("line {}: unreadable: {e}", line_no + 1));
+                    break;
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            let Some(body) = line.strip_suffix('\n') else {
+                cut = Some(format!("line {line_no}: torn (no newline): cut off"));
+                break;
+            };
+            match decode(body) {
+                Ok(e) => {
+                    entries.push(e);
+                    good_len += n as u64;
+                }
+                Err(reason) => {
+                    cut = Some(format!(
+                        "line {line_no}: {reason}: cut off with what follows"
+                    ));
+                    break;
+                }
+            }
+        }
+        drop(reader);
+        if cut.is_some() {
+            file.set_len(good_len).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(io)?;
+        let mut restored = Restored::from_entries(entries);
+        restored.cut = cut;
+        Ok((
+            FileJournal {
+                path: path.to_path_buf(),
+                file: Mutex::new(file),
+            },
+            restored,
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends a record; `durable` waits until it is on disk (fsync).
+    pub fn append(&self, entry: &Entry, durable: bool) -> Result<(), JournalError> {
+        let line = encode(entry).map_err(|source| JournalError::Encode {
+            path: self.path.display().to_string(),
+            source,
+        })?;
+        let io = |source| JournalError::Io {
+            path: self.path.display().to_string(),
+            source,
+        };
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        file.write_all(line.as_bytes()).map_err(io)?;
+        if durable {
+            file.sync_data().map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::act::Action;
+    use crate::journal::IntentEntry;
+    use crate::model::ObjectRef;
+
+    fn intent(step: usize) -> Entry {
+        Entry::Intent(IntentEntry {
+            incident: "inc-1".into(),
+            playbook: "pb".into(),
+            step,
+            action: Action::CordonNode,
+            target: ObjectRef::node("n1"),
+            at: 100,
+            rollback: false,
+            revision: None,
+            wanted_replicas: None,
+        })
+    }
+
+    #[test]
+    fn records_survive_a_reopen_and_a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.log");
+        {
+            let (j, r) = FileJournal::open(&path).unwrap();
+            assert_eq!(r, Restored::default());
+            j.append(&intent(1), true).unwrap();
+            j.append(&Entry::Tick { at: 120 }, true).unwrap();
+        }
+        // A crash mid-write leaves half a line.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"0badc0de {\"type\":\"tick\",\"a").unwrap();
+        drop(f);
+        let (j, r) = FileJournal::open(&path).unwrap();
+        assert_eq!(r.last_tick, Some(120));
+        assert_eq!(r.unfinished.len(), 1);
+        assert_eq!(r.cut.as_deref(), Some("line 3: torn (no newline): cut off"));
+        j.append(&Entry::Tick { at: 150 }, true).unwrap();
+        drop(j);
+        let (_, r) = FileJournal::open(&path).unwrap();
+        assert_eq!((r.last_tick, r.cut), (Some(150), None));
+    }
+
+    #[test]
+    fn a_corrupt_record_stops_the_read_and_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.log");
+        let (j, _) = FileJournal::open(&path).unwrap();
+        j.append(&Entry::Tick { at: 1 }, true).unwrap();
+        j.append(&Entry::Tick { at: 2 }, true).unwrap();
+        drop(j);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen("\"at\":2", "\"at\":3", 1)).unwrap();
+        let (_, r) = FileJournal::open(&path).unwrap();
+        assert_eq!(r.last_tick, Some(1));
+        assert_eq!(
+            r.cut.as_deref(),
+            Some("line 2: checksum mismatch: cut off with what follows")
+        );
+    }
+}
