@@ -114,7 +114,7 @@ impl Default for Config {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let text = crate::yaml::read_limited(path).map_err(|source| ConfigError::Io {
             path: path.display().to_string(),
             source,
         })?;

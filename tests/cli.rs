@@ -313,3 +313,72 @@ fn run_against_an_unreachable_cluster_fails_with_a_reason_not_a_panic() {
         "{err}"
     );
 }
+
+/// A "billion laughs" document: nine levels of nine aliases.
+fn alias_bomb(indent: &str) -> String {
+    let mut lines = vec![format!(
+        "{indent}- &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]"
+    )];
+    let mut prev = 'a';
+    for n in "bcdefghi".chars() {
+        lines.push(format!(
+            "{indent}- &{n} [{}]",
+            vec![format!("*{prev}"); 9].join(",")
+        ));
+        prev = n;
+    }
+    lines.join("\n")
+}
+
+#[test]
+fn alias_bombs_are_refused_quickly_with_the_file_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = dir.path().join("bomb-fixture.yaml");
+    std::fs::write(
+        &fixture,
+        format!(
+            "name: bomb\ninterval: 15s\nduration: 1m\nseries: []\ncluster:\n{}\nexpect: {{}}\n",
+            alias_bomb("  ")
+        ),
+    )
+    .unwrap();
+    let o = medic(&["replay", fixture.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("bomb-fixture.yaml") && err.contains("repetition limit exceeded"),
+        "{err}"
+    );
+
+    let playbook = dir.path().join("bomb-playbook.yaml");
+    std::fs::write(
+        &playbook,
+        format!(
+            "apiVersion: medic.dev/v1alpha1\nkind: Playbook\nmetadata: {{name: bomb}}\nspec:\n  description: x\n  trigger: {{signal: crash_loop}}\n  steps:\n    - action: capture_logs\n      risk: none\n      params:\n        x:\n{}\n",
+            alias_bomb("          ")
+        ),
+    )
+    .unwrap();
+    let o = medic(&["lint", playbook.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("bomb-playbook.yaml:1:1: error: not valid YAML: repetition limit exceeded"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_oversized_file_is_refused_before_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.yaml");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(65 << 20).unwrap();
+    let o = medic(&["replay", big.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("big.yaml") && err.contains("over the 64 MiB limit"),
+        "{err}"
+    );
+}

@@ -801,4 +801,3 @@ mod tests {
         assert!(e.planning.is_empty());
     }
 }
-

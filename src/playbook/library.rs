@@ -72,7 +72,7 @@ impl Library {
         files
             .into_iter()
             .map(|path| {
-                let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
+                let text = crate::yaml::read_limited(&path).map_err(|source| LoadError::Io {
                     path: path.clone(),
                     source,
                 })?;

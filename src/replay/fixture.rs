@@ -159,7 +159,7 @@ pub struct Loaded {
 impl Loaded {
     pub fn load(path: &Path) -> Result<Loaded, FixtureError> {
         let display = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Io {
+        let text = crate::yaml::read_limited(path).map_err(|source| FixtureError::Io {
             path: display.clone(),
             source,
         })?;
