@@ -20,6 +20,7 @@ use crate::journal::{
 use crate::metrics::Metrics;
 use crate::model::{ObjectRef, Risk, Timestamp, format_secs};
 use crate::plan::{Decision, Plan, PlannedStep, approvable, build_context, decide};
+use crate::playbook::OnEmpty;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -54,6 +55,11 @@ pub enum RunState {
         started: Timestamp,
         holding_since: Option<Timestamp>,
         last_error: Option<String>,
+        last_check: Option<Timestamp>,
+        /// Checks where the condition did not hold.
+        failures: u32,
+        /// Failed queries in a row.
+        errors: u32,
     },
     /// A guard refused the step at `next`; it is tried again each tick.
     Held {
@@ -70,6 +76,20 @@ pub enum RunState {
     Failed {
         reason: String,
     },
+}
+
+impl RunState {
+    /// Verifying the step just run, from `now`.
+    pub fn verifying(now: Timestamp) -> RunState {
+        RunState::Verifying {
+            started: now,
+            holding_since: None,
+            last_error: None,
+            last_check: None,
+            failures: 0,
+            errors: 0,
+        }
+    }
 }
 
 /// What advancing a run did, for the caller's bookkeeping.
@@ -261,11 +281,7 @@ impl PlanRun {
                             v.for_
                         ),
                     );
-                    self.state = RunState::Verifying {
-                        started: now,
-                        holding_since: None,
-                        last_error: None,
-                    };
+                    self.state = RunState::verifying(now);
                 }
                 self.next += 1;
                 true
@@ -320,11 +336,7 @@ impl PlanRun {
                 ),
             );
             if self.plan.steps[self.next - 1].verify.is_some() {
-                self.state = RunState::Verifying {
-                    started: now,
-                    holding_since: None,
-                    last_error: None,
-                };
+                self.state = RunState::verifying(now);
             }
         }
         let Some(step) = self.plan.steps.get(self.next).cloned() else {
@@ -347,11 +359,7 @@ impl PlanRun {
                 inc.actions.push(record);
                 self.next += 1;
                 if step.verify.is_some() {
-                    self.state = RunState::Verifying {
-                        started: now,
-                        holding_since: None,
-                        last_error: None,
-                    };
+                    self.state = RunState::verifying(now);
                 }
             }
             Reconciled::NotDone => inc.record(
@@ -528,44 +536,81 @@ impl PlanRun {
             started,
             holding_since,
             last_error,
+            last_check,
+            failures,
+            errors,
         } = &mut self.state
         else {
             return true;
         };
-        match ports.metrics.instant(&v.query, now).await {
-            Ok(series) if !series.is_empty() => {
-                let since = *holding_since.get_or_insert(now);
-                if now - since >= v.for_.0 {
-                    let text = format!(
-                        "step {} {} verified: condition held {}",
-                        step.index,
-                        step.action,
-                        format_secs(now - since)
-                    );
-                    inc.record(now, Stage::Verify, text.clone());
-                    notify(inc, ports, now, "verified", text).await;
-                    self.state = RunState::Ready;
-                    return true;
+        let elapsed = now - *started;
+        let due =
+            elapsed >= v.initial_delay.0 && last_check.is_none_or(|t| now - t >= v.interval.0);
+        if due {
+            *last_check = Some(now);
+            let result = match ports.metrics.instant(&v.query, now).await {
+                Ok(series) if series.is_empty() && v.on_empty == OnEmpty::Error => {
+                    Err("an empty result, where the step needs data".to_string())
+                }
+                Ok(series) => Ok(!series.is_empty()),
+                Err(e) => Err(e.to_string()),
+            };
+            match result {
+                Ok(true) => {
+                    *errors = 0;
+                    let since = *holding_since.get_or_insert(now);
+                    if now - since >= v.for_.0 {
+                        let text = format!(
+                            "step {} {} verified: condition held {}",
+                            step.index,
+                            step.action,
+                            format_secs(now - since)
+                        );
+                        inc.record(now, Stage::Verify, text.clone());
+                        notify(inc, ports, now, "verified", text).await;
+                        self.state = RunState::Ready;
+                        return true;
+                    }
+                }
+                Ok(false) => {
+                    *errors = 0;
+                    *holding_since = None;
+                    *failures += 1;
+                }
+                Err(e) => {
+                    *holding_since = None;
+                    *errors += 1;
+                    *last_error = Some(e);
                 }
             }
-            Ok(_) => *holding_since = None,
-            Err(e) => {
-                *holding_since = None;
-                *last_error = Some(e.to_string());
-            }
         }
-        if now - *started >= v.timeout.0 {
-            let mut reason = format!(
-                "step {} {} not verified within {}: `{}` did not hold {}",
+        let query = one_line(&v.query);
+        let failed = if v.error_limit > 0 && *errors >= v.error_limit {
+            Some(format!(
+                "step {} {} not verified: {} failed checks of `{query}` in a row (last: {}); medic does not wait blind",
                 step.index,
                 step.action,
-                v.timeout,
-                one_line(&v.query),
-                v.for_
+                errors,
+                last_error.as_deref().unwrap_or("unknown")
+            ))
+        } else if v.failure_limit > 0 && *failures >= v.failure_limit {
+            Some(format!(
+                "step {} {} not verified: `{query}` did not hold in {} checks",
+                step.index, step.action, failures
+            ))
+        } else if elapsed >= v.timeout.0 {
+            let mut reason = format!(
+                "step {} {} not verified within {}: `{query}` did not hold {}",
+                step.index, step.action, v.timeout, v.for_
             );
             if let Some(e) = last_error {
                 reason.push_str(&format!(" (last query error: {e})"));
             }
+            Some(reason)
+        } else {
+            None
+        };
+        if let Some(reason) = failed {
             self.fail(inc, ports, now, reason).await;
         }
         false
@@ -929,3 +974,6 @@ pub async fn notify(
     }
     inc.record(now, Stage::Notify, format!("via {channel}: {text}"));
 }
+
+#[cfg(test)]
+mod verify_tests;

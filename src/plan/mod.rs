@@ -24,6 +24,11 @@ pub struct Verification {
     pub query: String,
     pub for_: Secs,
     pub timeout: Secs,
+    pub initial_delay: Secs,
+    pub interval: Secs,
+    pub failure_limit: u32,
+    pub error_limit: u32,
+    pub on_empty: crate::playbook::OnEmpty,
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +151,11 @@ fn plan_step(
                 query,
                 for_: w.for_,
                 timeout: w.timeout,
+                initial_delay: w.initial_delay,
+                interval: w.interval,
+                failure_limit: w.failure_limit,
+                error_limit: w.error_limit,
+                on_empty: w.on_empty,
             }),
             Err(e) => {
                 problem.get_or_insert(format!("waitFor cannot be rendered: {e}"));

@@ -15,7 +15,9 @@ pub use condition::{
 pub use embedded::EMBEDDED;
 pub use library::{Library, LoadError, embedded_sources};
 pub use lint::{Finding, FindingLevel, lint_sources};
-pub use model::{Document, Metadata, Playbook, PlaybookSpec, Step, StepSpec, Trigger, WaitFor};
+pub use model::{
+    Document, Metadata, OnEmpty, Playbook, PlaybookSpec, Step, StepSpec, Trigger, WaitFor,
+};
 
 /// The apiVersion of every medic document.
 pub const API_VERSION: &str = "medic.dev/v1alpha1";

@@ -58,6 +58,38 @@ pub struct WaitFor {
     #[serde(default, rename = "for")]
     pub for_: Secs,
     pub timeout: Secs,
+    /// No check before this long after the step: a change takes time to
+    /// show in the metrics.
+    #[serde(default, rename = "initialDelay")]
+    pub initial_delay: Secs,
+    /// Check at most this often (default: every evaluation cycle).
+    #[serde(default)]
+    pub interval: Secs,
+    /// Give up after this many checks where the condition did not hold
+    /// (0: only the timeout ends the wait).
+    #[serde(default, rename = "failureLimit")]
+    pub failure_limit: u32,
+    /// Give up after this many failed queries in a row: medic does not
+    /// wait blind for a Prometheus that does not answer.
+    #[serde(default = "default_error_limit", rename = "errorLimit")]
+    pub error_limit: u32,
+    /// What an empty result means: the condition does not hold (`false`,
+    /// the default), or the data medic needs is missing (`error`, counted
+    /// like a failed query).
+    #[serde(default, rename = "onEmpty")]
+    pub on_empty: OnEmpty,
+}
+
+fn default_error_limit() -> u32 {
+    3
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnEmpty {
+    #[default]
+    False,
+    Error,
 }
 
 fn action_names(_: &mut SchemaGenerator) -> Schema {
