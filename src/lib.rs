@@ -9,6 +9,7 @@
 //! the ports in `metrics`, `cluster` and `escalate`.
 
 pub mod act;
+pub mod bench;
 pub mod cluster;
 pub mod config;
 pub mod diagnose;

@@ -133,6 +133,22 @@ enum Command {
         #[arg(long)]
         sim_cluster: Option<PathBuf>,
     },
+    /// Measure detection, memory, decision latency, alert intake and replay
+    /// speed on a synthetic cluster (loopback only; needs prometheus and promtool).
+    Bench {
+        #[arg(long, default_value_t = 10_000)]
+        pods: usize,
+        #[arg(long, default_value_t = 500)]
+        nodes: usize,
+        /// Detection cycles for the memory figure (20 = 10 minutes at 30 s).
+        #[arg(long, default_value_t = 20)]
+        cycles: usize,
+        #[arg(long, default_value_t = 10_000)]
+        alerts: usize,
+        /// Pods in the 24-hour replay; 0 skips it.
+        #[arg(long, default_value_t = 200)]
+        replay_pods: usize,
+    },
     /// Approve the step an incident waits at (through a running medic's API).
     Approve(AnswerArgs),
     /// Deny the step an incident waits at; its plan ends there.
@@ -187,6 +203,24 @@ fn main() -> ExitCode {
             Command::Lint { paths, format } => lint_command(paths, format),
             Command::Schema { kind, write } => schema_command(kind, write),
             Command::Run { config, sim_cluster } => run_command(config, sim_cluster).await,
+            Command::Bench {
+                pods,
+                nodes,
+                cycles,
+                alerts,
+                replay_pods,
+            } => {
+                replay::check_tools()?;
+                let options = medic::bench::BenchOptions {
+                    pods,
+                    nodes,
+                    cycles,
+                    alerts,
+                    replay_pods,
+                };
+                print!("{}", medic::bench::run(&options).await?);
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Approve(args) => answer_command(args, true).await,
             Command::Deny(args) => answer_command(args, false).await,
             Command::Record {
