@@ -95,8 +95,8 @@ pub fn summary(reports: &[Report]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<52} {:>6} {:>9} {:>9} {:>7} {:>11}",
-        "fixture", "result", "detected", "ttd", "actions", "escalations"
+        "{:<52} {:>6} {:>9} {:>9} {:>6} {:>7} {:>11}",
+        "fixture", "result", "detected", "ttd", "false", "actions", "escalations"
     );
     for r in reports {
         let detected = if r.signals.is_empty() { "no" } else { "yes" };
@@ -107,17 +107,31 @@ pub fn summary(reports: &[Report]) -> String {
         let name: String = r.fixture.chars().take(52).collect();
         let _ = writeln!(
             out,
-            "{:<52} {:>6} {:>9} {:>9} {:>7} {:>11}",
+            "{:<52} {:>6} {:>9} {:>9} {:>6} {:>7} {:>11}",
             name,
             if r.passed { "pass" } else { "FAIL" },
             detected,
             ttd,
+            r.false_incidents,
             r.taken_actions().len(),
             r.escalation_count()
         );
     }
     let passed = reports.iter().filter(|r| r.passed).count();
     let _ = writeln!(out, "{passed}/{} fixtures passed", reports.len());
+    let ttds: Vec<i64> = reports.iter().filter_map(|r| r.time_to_detect_s).collect();
+    if !ttds.is_empty() {
+        let mut sorted = ttds.clone();
+        sorted.sort_unstable();
+        let _ = writeln!(
+            out,
+            "time to detect over {} fixtures with an onset: median {}, worst {}; false incidents: {}",
+            sorted.len(),
+            format_secs(sorted[sorted.len() / 2]),
+            format_secs(sorted[sorted.len() - 1]),
+            reports.iter().map(|r| r.false_incidents).sum::<usize>()
+        );
+    }
     out.push_str(&ranking_accuracy(reports));
     out
 }

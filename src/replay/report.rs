@@ -16,6 +16,10 @@ pub struct Report {
     pub failures: Vec<String>,
     /// First signal minus `expect.onset`; null without onset or signals.
     pub time_to_detect_s: Option<i64>,
+    /// Incidents about nothing the fixture injected: all of them in a
+    /// fixture that expects none, else those whose every signal fired
+    /// before `expect.onset`.
+    pub false_incidents: usize,
     /// The fixture's tags (e.g. fault_type).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub tags: std::collections::BTreeMap<String, String>,
@@ -169,6 +173,16 @@ impl Report {
         // The incident under test holds the first signal fired at or after
         // the onset (it may have opened earlier, for an earlier fault).
         let onset = start + expect.onset.map_or(i64::MIN / 2, |o| o.0);
+        let false_incidents = if expect.incidents == Some(0) {
+            incidents.len()
+        } else if expect.onset.is_some() {
+            sources
+                .iter()
+                .filter(|i| i.signals.iter().all(|s| s.signal.fired_at < onset))
+                .count()
+        } else {
+            0
+        };
         let evaluated_id = sources
             .iter()
             .filter_map(|i| {
@@ -200,6 +214,7 @@ impl Report {
             passed: true,
             failures: Vec::new(),
             time_to_detect_s,
+            false_incidents,
             tags: tags.clone(),
             evaluated_incident: evaluated.map(|i| i.id.clone()),
             expected_root_cause,
