@@ -14,6 +14,8 @@ const REVISION: &str = "deployment.kubernetes.io/revision";
 #[derive(Default)]
 struct State {
     objects: BTreeMap<ObjectRef, ClusterObject>,
+    /// The snapshot of `objects`, until they change.
+    cached: Option<ClusterSnapshot>,
     logs: BTreeMap<ObjectRef, String>,
     changes: Vec<ChangeEvent>,
     performed: Vec<ActionRequest>,
@@ -35,6 +37,7 @@ impl SimCluster {
             .collect();
         SimCluster {
             state: Mutex::new(State {
+                cached: None,
                 objects,
                 logs: BTreeMap::new(),
                 changes,
@@ -56,7 +59,9 @@ impl SimCluster {
                     .map_err(|e| ClusterError::Api(format!("{}: {e}", path.display())))?;
                 objects.insert(o.reference.clone(), o);
             }
-            self.lock().objects = objects;
+            let mut state = self.lock();
+            state.objects = objects;
+            state.cached = None;
         }
         self.persist = Some(path.to_path_buf());
         Ok(self)
@@ -99,12 +104,14 @@ impl SimCluster {
 #[async_trait]
 impl Cluster for SimCluster {
     async fn snapshot(&self) -> Result<ClusterSnapshot, ClusterError> {
-        let state = self.lock();
+        let mut state = self.lock();
+        if let Some(snap) = &state.cached {
+            return Ok(snap.clone());
+        }
         let objects: Vec<ClusterObject> = state.objects.values().cloned().collect();
-        Ok(ClusterSnapshot::from_objects(
-            &objects,
-            state.changes.clone(),
-        ))
+        let snap = ClusterSnapshot::from_objects(&objects, state.changes.clone());
+        state.cached = Some(snap.clone());
+        Ok(snap)
     }
 
     async fn logs(&self, pod: &ObjectRef, tail: usize) -> Result<String, ClusterError> {
@@ -124,6 +131,7 @@ impl Cluster for SimCluster {
         // A dry run validates against a copy and throws the copy away.
         let target_state: &mut State = if req.dry_run {
             scratch = State {
+                cached: None,
                 objects: state.objects.clone(),
                 logs: state.logs.clone(),
                 changes: Vec::new(),
@@ -135,6 +143,7 @@ impl Cluster for SimCluster {
         };
         let result = apply(target_state, req);
         if !req.dry_run && result.is_ok() {
+            state.cached = None;
             self.save(&state)?;
         }
         result

@@ -56,7 +56,7 @@ pub struct Engine {
     incidents: Vec<Incident>,
     /// By incident id.
     planning: BTreeMap<String, Planning>,
-    last_snapshot: ClusterSnapshot,
+    last_snapshot: Arc<ClusterSnapshot>,
     advisor: Option<Advisor>,
     /// Detectors that show a target's own resources saturating.
     resource_detectors: BTreeSet<String>,
@@ -111,7 +111,7 @@ impl Engine {
             tracker: SignalTracker::new(),
             incidents: Vec::new(),
             planning: BTreeMap::new(),
-            last_snapshot: ClusterSnapshot::default(),
+            last_snapshot: Arc::default(),
             advisor: None,
             resource_detectors,
             alerts: BTreeMap::new(),
@@ -274,7 +274,7 @@ impl Engine {
         // last one but take no action this tick.
         let fresh = match self.cluster.snapshot().await {
             Ok(s) => {
-                self.last_snapshot = s;
+                self.last_snapshot = Arc::new(s);
                 true
             }
             Err(e) => {
