@@ -298,30 +298,36 @@ impl Engine {
             }
         }
         self.update_storm(now).await;
+        let mut view = self.guard_view(now);
         for idx in 0..self.incidents.len() {
             if self.incidents[idx].is_open() {
-                let view = self.guard_view(idx, now);
+                let before = self.incidents[idx].actions.len();
                 self.step_incident(idx, &snap, fresh, now, &view).await;
+                // What this incident just did counts for the next ones.
+                let inc = &self.incidents[idx];
+                view.others.extend(
+                    inc.actions[before.min(inc.actions.len())..]
+                        .iter()
+                        .filter(|a| counts_for_guards(a))
+                        .map(|a| (inc.id.clone(), a.clone())),
+                );
             }
         }
         self.journal_tick(now);
     }
 
-    /// What the other incidents' runs did recently: the guards' input for
-    /// incident `idx`, fresh for each incident so an action taken earlier in
-    /// this tick counts.
-    fn guard_view(&self, idx: usize, now: Timestamp) -> GuardView {
+    /// What medic's runs did recently: the guards' input, built once a
+    /// tick (each incident's own actions are read fresh by the executor).
+    fn guard_view(&self, now: Timestamp) -> GuardView {
         // No guard looks further back than a day.
         let since = now - 24 * 3600;
         let others = self
             .incidents
             .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != idx)
-            .flat_map(|(_, inc)| {
+            .flat_map(|inc| {
                 inc.actions
                     .iter()
-                    .filter(move |a| a.at >= since)
+                    .filter(move |a| a.at >= since && counts_for_guards(a))
                     .map(move |a| (inc.id.clone(), a.clone()))
             })
             .collect();
@@ -725,6 +731,11 @@ async fn warn_callers(
         Stage::Notify,
         format!("warned the callers of {root}: {}", names.join(", ")),
     );
+}
+
+/// Guards count only actions that may have changed something.
+fn counts_for_guards(a: &crate::act::ActionRecord) -> bool {
+    a.action.spec().mutating && a.result != crate::act::ActionResult::DryRun
 }
 
 /// Within one process only: tells whether an incident changed since it was

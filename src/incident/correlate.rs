@@ -59,14 +59,12 @@ fn belongs(
     topo: &Topology,
     hops: usize,
 ) -> bool {
-    let subjects: BTreeSet<&ObjectRef> = inc.signals.iter().map(|s| &s.subject).collect();
-    if subjects.contains(&fp.subject) || inc.affected.contains(&fp.target) && !fp.target.is("Node")
-    {
+    // Called for every open incident with every new signal: no allocation
+    // on the common paths.
+    let has_subject = |o: &ObjectRef| inc.signals.iter().any(|s| &s.subject == o);
+    if has_subject(&fp.subject) || inc.affected.contains(&fp.target) && !fp.target.is("Node") {
         return true;
     }
-    // A node signal joins the incident of a workload running there, and a
-    // workload's signal joins its node's incident; two workloads that only
-    // share a node stay apart.
     if fp.target.is("Node")
         && inc
             .signals
@@ -76,15 +74,17 @@ fn belongs(
         return true;
     }
     if let Some(node) = &fp.node
-        && subjects.contains(node)
+        && has_subject(node)
     {
         return true;
     }
+    if topo.is_empty() {
+        return false;
+    }
+    let subjects: BTreeSet<&ObjectRef> = inc.signals.iter().map(|s| &s.subject).collect();
     subjects.iter().any(|s| topo.within(s, &fp.subject, hops))
 }
 
-/// Adds `signal` to the first open incident it belongs to, or opens one.
-/// Returns the index of the incident in `incidents`.
 pub fn correlate(
     incidents: &mut Vec<Incident>,
     signal: Signal,

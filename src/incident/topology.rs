@@ -45,6 +45,11 @@ impl Topology {
     }
 
     /// Whether `a` and `b` are linked by at most `hops` edges, either way.
+    /// No edges: nothing is related through the call graph.
+    pub fn is_empty(&self) -> bool {
+        self.callees.is_empty()
+    }
+
     pub fn within(&self, a: &ObjectRef, b: &ObjectRef, hops: usize) -> bool {
         if a == b {
             return true;
