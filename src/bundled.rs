@@ -55,8 +55,28 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/guard-storm-mode.yaml"),
     ),
     (
+        "healthy-batch-cpu-burst.yaml",
+        include_str!("../fixtures/incidents/healthy-batch-cpu-burst.yaml"),
+    ),
+    (
+        "healthy-daily-traffic-cycle.yaml",
+        include_str!("../fixtures/incidents/healthy-daily-traffic-cycle.yaml"),
+    ),
+    (
         "healthy-noisy-hour.yaml",
         include_str!("../fixtures/incidents/healthy-noisy-hour.yaml"),
+    ),
+    (
+        "healthy-one-restart.yaml",
+        include_str!("../fixtures/incidents/healthy-one-restart.yaml"),
+    ),
+    (
+        "healthy-rolling-deploy.yaml",
+        include_str!("../fixtures/incidents/healthy-rolling-deploy.yaml"),
+    ),
+    (
+        "healthy-scrape-gap.yaml",
+        include_str!("../fixtures/incidents/healthy-scrape-gap.yaml"),
     ),
     (
         "llm-confirms-pool-owner.yaml",
