@@ -15,6 +15,7 @@ pub mod config;
 pub mod diagnose;
 pub mod engine;
 pub mod escalate;
+pub mod fuzz;
 pub mod guard;
 pub mod ha;
 pub mod import;
