@@ -7,7 +7,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use medic::escalate::slack::sign;
+use medic::escalate::slack::{GroupLookup, sign};
 use medic::escalate::{
     ApprovalAsk, ApprovalRecord, ApprovalStore, EscalateError, Escalation, MemoryApprovals,
     Message, Notification, Outbox, PlanLine, Sink, SlackConfig, SlackSink, plan_digest,
@@ -40,7 +40,17 @@ async fn api(
         .get("authorization")
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default();
-    let body: Value = serde_json::from_slice(&body).unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if uri.path() == "/usergroups.users.list" {
+        let members = if uri.query() == Some("usergroup=S0SRE") {
+            json!(["U0CAROL", "U0DAVE"])
+        } else {
+            json!([])
+        };
+        f.calls
+            .push((uri.to_string(), auth, Value::Null, Instant::now()));
+        return axum::Json(json!({"ok": true, "users": members})).into_response();
+    }
     f.calls
         .push((uri.path().to_string(), auth, body, Instant::now()));
     if !f.scripted.is_empty() {
@@ -339,6 +349,13 @@ fn now() -> i64 {
 }
 
 async fn interactions_server(store: Arc<MemoryApprovals>) -> String {
+    interactions_server_with(store, None).await
+}
+
+async fn interactions_server_with(
+    store: Arc<MemoryApprovals>,
+    groups: Option<(&str, Vec<String>)>,
+) -> String {
     let shared: Shared = Arc::new(RwLock::new(Status::default()));
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     std::mem::forget(rx);
@@ -347,9 +364,19 @@ async fn interactions_server(store: Arc<MemoryApprovals>) -> String {
         token: None,
         paused: Default::default(),
     };
+    let (approver_groups, lookup) = match groups {
+        Some((api, groups)) => {
+            let dir = tempfile::tempdir().unwrap();
+            let config = bot_config(dir.path(), api);
+            (groups, GroupLookup::new(&config).unwrap())
+        }
+        None => (vec![], None),
+    };
     let slack = SlackDesk {
         signing_secret: SECRET.into(),
         approvers: vec!["U0ALICE".into()],
+        approver_groups,
+        groups: lookup,
         approvals: store,
     };
     let app = router(shared, tx, desk, Some(slack));
@@ -476,5 +503,36 @@ async fn a_button_for_a_changed_plan_is_refused() {
             .unwrap()
             .answer
             .is_none()
+    );
+}
+
+#[tokio::test]
+async fn members_of_an_approver_group_may_answer() {
+    let (fake, api) = fake_slack().await;
+    let store = Arc::new(MemoryApprovals::default());
+    store.request(&pending("inc-1")).await.unwrap();
+    let url = interactions_server_with(store.clone(), Some((&api, vec!["S0SRE".into()]))).await;
+    let value = format!("inc-1|2|{}", plan_digest("pod-crash-loop", &plan()));
+    let t = now();
+    let eve = click("U0EVE", "medic_approve", &value);
+    let (_, text) = send(&url, &eve, t, Some(sign(SECRET, t, eve.as_bytes()))).await;
+    assert!(text.contains("may not answer"), "{text}");
+    let carol = click("U0CAROL", "medic_approve", &value);
+    let (code, text) = send(&url, &carol, t, Some(sign(SECRET, t, carol.as_bytes()))).await;
+    assert_eq!(code, 200);
+    assert!(
+        text.contains("<@U0CAROL> approved step 2 of inc-1"),
+        "{text}"
+    );
+    let lookups: Vec<(String, String)> = calls(&fake)
+        .into_iter()
+        .map(|(path, auth, ..)| (path, auth))
+        .collect();
+    assert_eq!(
+        lookups[0],
+        (
+            "/usergroups.users.list?usergroup=S0SRE".to_string(),
+            "Bearer xoxb-test-token".to_string()
+        )
     );
 }

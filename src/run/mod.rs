@@ -250,6 +250,8 @@ impl People {
                 slack = Some(SlackDesk {
                     signing_secret: crate::escalate::slack::read_secret(path)?,
                     approvers: config.slack.approvers.clone(),
+                    approver_groups: config.slack.approver_groups.clone(),
+                    groups: crate::escalate::slack::GroupLookup::new(&config.slack)?,
                     approvals: approvals.clone(),
                 });
             }

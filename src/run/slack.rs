@@ -3,7 +3,7 @@
 //! count, and only the configured Slack users may answer; the answer lands
 //! in the same approval store as the CLI's and the API's.
 
-use crate::escalate::slack::verify_signature;
+use crate::escalate::slack::{GroupLookup, verify_signature};
 use crate::escalate::{Answer, ApprovalStore};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +15,9 @@ pub struct SlackDesk {
     pub signing_secret: String,
     /// Slack user ids whose answers count.
     pub approvers: Vec<String>,
+    /// User groups whose members' answers count, and how to read them.
+    pub approver_groups: Vec<String>,
+    pub groups: Option<GroupLookup>,
     pub approvals: Arc<dyn ApprovalStore>,
 }
 
@@ -27,6 +30,21 @@ fn reply(text: impl Into<String>) -> Response {
 #[allow(non_snake_case)]
 fn Json(v: Value) -> Response {
     axum::Json(v).into_response()
+}
+
+async fn allowed(desk: &SlackDesk, user: &str) -> Result<bool, String> {
+    if desk.approvers.iter().any(|a| a == user) {
+        return Ok(true);
+    }
+    let Some(lookup) = &desk.groups else {
+        return Ok(false);
+    };
+    for group in &desk.approver_groups {
+        if lookup.members(group).await?.iter().any(|m| m == user) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 pub async fn interaction(
@@ -75,9 +93,17 @@ pub async fn interaction(
         Some("medic_deny") => false,
         _ => return reply("not a medic button"),
     };
-    if !desk.approvers.contains(&user) {
-        tracing::warn!(%user, "Slack user not allowed to answer approvals");
-        return reply(format!("<@{user}> may not answer medic's approvals"));
+    match allowed(desk, &user).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(%user, "Slack user not allowed to answer approvals");
+            return reply(format!("<@{user}> may not answer medic's approvals"));
+        }
+        Err(e) => {
+            // Fail closed: a membership medic cannot read is no membership.
+            tracing::warn!(%user, error = %e, "cannot check the Slack approver groups");
+            return reply(format!("cannot check who may answer ({e}); not recorded"));
+        }
     }
     let value = action["value"].as_str().unwrap_or_default();
     let parts: Vec<&str> = value.split('|').collect();

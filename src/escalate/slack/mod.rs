@@ -50,6 +50,9 @@ pub struct SlackConfig {
     /// Slack user ids whose Approve/Deny counts. Empty: the buttons answer
     /// nobody's question (refused with a message).
     pub approvers: Vec<String>,
+    /// Slack user group ids (`S...`) whose members' Approve/Deny counts,
+    /// looked up with the bot token (usergroups.users.list) at each click.
+    pub approver_groups: Vec<String>,
     /// At most this many top-level messages per `window`; past it,
     /// escalations are collected into one digest posted when it reopens.
     pub max_messages: u32,
@@ -65,6 +68,7 @@ impl Default for SlackConfig {
             webhook_url_file: None,
             signing_secret_file: None,
             approvers: Vec::new(),
+            approver_groups: Vec::new(),
             max_messages: 20,
             window: Secs(600),
             api_url: "https://slack.com/api".into(),
@@ -420,5 +424,57 @@ impl Sink for SlackSink {
                     .await
             }
         }
+    }
+}
+
+/// Reads a user group's members (usergroups.users.list) with the bot token.
+#[derive(Clone)]
+pub struct GroupLookup {
+    http: reqwest::Client,
+    api_url: String,
+    token: String,
+}
+
+impl GroupLookup {
+    pub fn new(config: &SlackConfig) -> Result<Option<GroupLookup>, SlackError> {
+        let Some(path) = &config.bot_token_file else {
+            return Ok(None);
+        };
+        Ok(Some(GroupLookup {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .map_err(|e| SlackError::Client(e.to_string()))?,
+            api_url: config.api_url.trim_end_matches('/').to_string(),
+            token: read_secret(path)?,
+        }))
+    }
+
+    pub async fn members(&self, group: &str) -> Result<Vec<String>, String> {
+        let reply: Value = self
+            .http
+            .get(format!("{}/usergroups.users.list", self.api_url))
+            .query(&[("usergroup", group)])
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        if reply["ok"] != json!(true) {
+            return Err(format!(
+                "usergroups.users.list {group}: {}",
+                reply["error"].as_str().unwrap_or("unknown error")
+            ));
+        }
+        Ok(reply["users"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|u| u.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }
