@@ -24,10 +24,15 @@ fn fixture(name: &str) -> String {
 /// false when the replay finished without reaching that point.
 fn run_until_killed(fixture: &str, journal: &Path, at: &str) -> bool {
     use std::os::unix::process::CommandExt;
+    // A killed replay cannot remove its Prometheus directory: keep it
+    // inside the test's own temporary directory.
+    let tmp = journal.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_medic"))
         .args(["replay", fixture, "--json", "--journal"])
         .arg(journal)
         .env("MEDIC_TEST_PAUSE_AT", at)
+        .env("TMPDIR", &tmp)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0)
