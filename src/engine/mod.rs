@@ -233,6 +233,11 @@ impl Engine {
     fn journal_tick(&mut self, now: Timestamp) {
         let Some(journal) = &self.journal else { return };
         for inc in &self.incidents {
+            // A resolved incident no longer changes: once written, skip it
+            // rather than serialize it again every cycle.
+            if inc.resolved_at.is_some_and(|t| t < now) && self.written.contains_key(&inc.id) {
+                continue;
+            }
             let Ok(text) = serde_json::to_string(inc) else {
                 continue;
             };
