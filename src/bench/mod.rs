@@ -100,13 +100,13 @@ pub async fn run(o: &BenchOptions) -> Result<String, BenchError> {
     let loaded_in = started.elapsed();
     let metrics = Arc::new(PrometheusMetrics::new(server.url()).map_err(setup)?);
     let at = T0 + (samples as i64 - 1) * 60;
-    let _ = observe_at(metrics.as_ref(), &library.detectors, at).await;
+    let _ = observe_at(metrics.as_ref(), &library.detectors, at, 60).await;
     let mut cycles = Vec::new();
     let mut prom = Vec::new();
     let mut firing = 0;
     for _ in 0..5 {
         let t = Instant::now();
-        let outcomes = observe_at(metrics.as_ref(), &library.detectors, at).await;
+        let outcomes = observe_at(metrics.as_ref(), &library.detectors, at, 60).await;
         cycles.push(t.elapsed());
         firing = outcomes
             .values()
@@ -161,7 +161,7 @@ pub async fn run(o: &BenchOptions) -> Result<String, BenchError> {
     );
     let mut rss_by_cycle = Vec::new();
     for c in 0..o.cycles {
-        let outcomes = observe_at(metrics.as_ref(), &library.detectors, at).await;
+        let outcomes = observe_at(metrics.as_ref(), &library.detectors, at, 60).await;
         engine.tick(at + 30 * c as i64, &outcomes).await;
         rss_by_cycle.push(rss().1);
     }

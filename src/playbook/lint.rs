@@ -5,6 +5,7 @@ use super::condition::EvalContext;
 use super::model::Document;
 use super::{API_VERSION, Condition, Playbook, PlaybookSpec, Step, StepSpec};
 use crate::act::catalog::{self, Action, ParamType};
+use crate::signal::anomaly::AnomalySpec;
 use crate::signal::{Detector, DetectorSpec};
 use crate::template::{self, Escape};
 use crate::yaml::{Positions, split_documents};
@@ -281,8 +282,19 @@ fn deserialize<S: for<'de> Deserialize<'de>>(
 }
 
 fn lint_detector(l: &mut DocLinter<'_>, spec: &DetectorSpec) {
-    if let Err(e) = promql_parser::parser::parse(&spec.query) {
-        l.error("spec.query", format!("PromQL does not parse: {}", e.trim()));
+    match promql_parser::parser::parse(&spec.query) {
+        Err(e) => l.error("spec.query", format!("PromQL does not parse: {}", e.trim())),
+        Ok(expr) => {
+            if spec.anomaly.is_some() && is_threshold(&expr) {
+                l.warning(
+                    "spec.query",
+                    "an anomaly detector's query should return the raw value: a comparison hides the history the baseline is made of",
+                );
+            }
+        }
+    }
+    if let Some(a) = &spec.anomaly {
+        lint_anomaly(l, a);
     }
     for (field, text) in [
         ("spec.target.name", Some(&spec.target.name)),
@@ -297,6 +309,40 @@ fn lint_detector(l: &mut DocLinter<'_>, spec: &DetectorSpec) {
     }
     if spec.for_.0 < 0 || spec.keep_firing_for.0 < 0 {
         l.error("spec.for", "durations cannot be negative");
+    }
+}
+
+/// Whether the query's outermost operation is a filtering comparison.
+fn is_threshold(expr: &promql_parser::parser::Expr) -> bool {
+    use promql_parser::parser::Expr;
+    match expr {
+        Expr::Paren(p) => is_threshold(&p.expr),
+        Expr::Binary(b) => b.op.is_comparison_operator() && !b.return_bool(),
+        _ => false,
+    }
+}
+
+fn lint_anomaly(l: &mut DocLinter<'_>, a: &AnomalySpec) {
+    if a.baseline.0 <= 0 {
+        l.error(
+            "spec.anomaly.baseline",
+            "the baseline must be longer than 0s",
+        );
+    }
+    if a.skip.0 < 0 {
+        l.error("spec.anomaly.skip", "durations cannot be negative");
+    }
+    if !(a.sensitivity.is_finite() && a.sensitivity > 0.0) {
+        l.error("spec.anomaly.sensitivity", "must be a number above 0");
+    }
+    if !(a.min_relative_change.is_finite() && a.min_relative_change >= 0.0) {
+        l.error(
+            "spec.anomaly.minRelativeChange",
+            "must be a number of 0 or more",
+        );
+    }
+    if a.min_samples == 0 {
+        l.error("spec.anomaly.minSamples", "must be at least 1");
     }
 }
 
@@ -528,5 +574,31 @@ mod tests {
             findings[0].to_string().lines().next().unwrap(),
             "p.yaml:5:13: error: spec.trigger.signal: no detector named `nope` (hint: known detectors: d)"
         );
+    }
+
+    #[test]
+    fn an_anomaly_block_is_checked_field_by_field() {
+        let doc = "apiVersion: medic.dev/v1alpha1\nkind: Detector\nmetadata: {name: a}\nspec:\n  severity: high\n  query: rate(x[5m]) > 1\n  target: {kind: Node, name: '{{ node }}'}\n  anomaly:\n    baseline: 0s\n    sensitivity: -1\n    minSamples: 0\n";
+        let (_, _, findings) = lint_sources(&[("a.yaml".to_string(), doc.to_string())]);
+        let got: Vec<(FindingLevel, &str, usize)> = findings
+            .iter()
+            .map(|f| (f.level, f.field.as_str(), f.line))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (FindingLevel::Warning, "spec.query", 6),
+                (FindingLevel::Error, "spec.anomaly.baseline", 9),
+                (FindingLevel::Error, "spec.anomaly.sensitivity", 10),
+                (FindingLevel::Error, "spec.anomaly.minSamples", 11),
+            ]
+        );
+        // Defaults fill in what is left out.
+        let ok = "apiVersion: medic.dev/v1alpha1\nkind: Detector\nmetadata: {name: a}\nspec:\n  severity: high\n  query: rate(x[5m])\n  target: {kind: Node, name: '{{ node }}'}\n  anomaly: {direction: down}\n";
+        let (detectors, _, findings) = lint_sources(&[("a.yaml".to_string(), ok.to_string())]);
+        assert!(findings.is_empty(), "{findings:?}");
+        let a = detectors[0].spec.anomaly.as_ref().unwrap();
+        assert_eq!(a.baseline.0, 3600);
+        assert_eq!(a.direction, crate::signal::anomaly::Direction::Down);
     }
 }

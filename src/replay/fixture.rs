@@ -119,6 +119,10 @@ pub struct Expect {
     pub onset: Option<Secs>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signals: Vec<ExpectSignal>,
+    /// Signals that must never fire: a detector by name, on one target or
+    /// (without `target`) on any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_signals: Vec<ExpectNoSignal>,
     /// The root cause of the incident under test: the first incident opened
     /// at or after `onset` (the first incident without an onset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +147,14 @@ pub struct ExpectSignal {
     pub target: ObjectRef,
     #[serde(default)]
     pub by: Option<Secs>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectNoSignal {
+    pub signal: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<ObjectRef>,
 }
 
 /// A fixture with its series expanded and objects checked.

@@ -11,7 +11,8 @@ mod run;
 pub mod series;
 
 pub use fixture::{
-    DEFAULT_START, Edge, EventSpec, Expect, ExpectSignal, Fixture, FixtureError, Loaded, SeriesSpec,
+    DEFAULT_START, Edge, EventSpec, Expect, ExpectNoSignal, ExpectSignal, Fixture, FixtureError,
+    Loaded, SeriesSpec,
 };
 pub use prometheus::{PrometheusError, PrometheusServer, check_tools};
 pub use report::{ActionReport, IncidentReport, Report, SignalReport};

@@ -278,6 +278,21 @@ fn check(r: &Report, expect: &Expect) -> Vec<String> {
             }
         }
     }
+    for not in &expect.not_signals {
+        let target = not.target.as_ref().map(ToString::to_string);
+        if let Some(s) = r
+            .signals
+            .iter()
+            .find(|s| s.signal == not.signal && target.as_ref().is_none_or(|t| &s.target == t))
+        {
+            failures.push(format!(
+                "signal {} must not fire, but fired on {} at {}",
+                not.signal,
+                s.target,
+                format_secs(s.at_s)
+            ));
+        }
+    }
     if let Some(want) = &expect.root_cause {
         let got = r
             .evaluated_incident

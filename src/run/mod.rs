@@ -137,6 +137,7 @@ pub async fn run(
         }
     });
     let interval = Duration::from_secs(config.interval.0.max(1).unsigned_abs());
+    let step = config.interval.0.max(1);
     let llm_config = config.llm.clone();
     let journal_path = PathBuf::from(&config.state_dir).join("journal.log");
     let (journal, restored) = FileJournal::open(&journal_path)?;
@@ -193,7 +194,7 @@ pub async fn run(
         engine.set_paused(paused.load(std::sync::atomic::Ordering::SeqCst));
         reload(&mut engine, reloader.as_mut());
         let now = unix_now();
-        let outcomes = observe_at(metrics.as_ref(), &engine.library().detectors, now).await;
+        let outcomes = observe_at(metrics.as_ref(), &engine.library().detectors, now, step).await;
         if leads {
             engine.tick(now, &outcomes).await;
             engine.forget_resolved_before(now - RESOLVED_RETENTION);

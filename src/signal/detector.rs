@@ -1,5 +1,6 @@
 //! The `Detector` document: one PromQL query evaluated for all targets.
 
+use super::anomaly::AnomalySpec;
 use crate::model::{ObjectRef, Secs, Severity};
 use crate::template::{self, Escape, TemplateError};
 use schemars::JsonSchema;
@@ -36,6 +37,12 @@ pub struct DetectorSpec {
     /// so a signal that dips for one evaluation does not flap.
     #[serde(default)]
     pub keep_firing_for: Secs,
+    /// Instead of firing on every series the query returns, fire on the
+    /// series whose newest value is unusual for its own history (see
+    /// `signal::anomaly`). The query then returns the raw value, with no
+    /// threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<AnomalySpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

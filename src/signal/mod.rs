@@ -1,6 +1,7 @@
 //! Signals: what a detector saw, on which object, since when.
 
 mod alerts;
+pub mod anomaly;
 mod detector;
 mod observe;
 mod tracker;

@@ -5,7 +5,8 @@
 //! evaluation time, so the tracker downstream cannot tell them apart.
 
 use super::Detector;
-use crate::metrics::{Metrics, MetricsError};
+use super::anomaly::AnomalySpec;
+use crate::metrics::{Metrics, MetricsError, SeriesRange};
 use crate::model::Timestamp;
 use std::collections::BTreeMap;
 
@@ -25,16 +26,18 @@ pub enum DetectorOutcome {
     Failed(String),
 }
 
-/// Evaluates every detector at `at` with instant queries.
+/// Evaluates every detector at `at`: an instant query each, or for an
+/// anomaly detector one range query over its baseline at `step`.
 pub async fn observe_at(
     metrics: &dyn Metrics,
     detectors: &[Detector],
     at: Timestamp,
+    step: i64,
 ) -> BTreeMap<String, DetectorOutcome> {
     let mut out = BTreeMap::new();
     for d in detectors {
-        let outcome = match metrics.instant(&d.spec.query, at).await {
-            Ok(series) => DetectorOutcome::Ok(
+        let result = match &d.spec.anomaly {
+            None => metrics.instant(&d.spec.query, at).await.map(|series| {
                 series
                     .into_iter()
                     .filter(|s| s.value.is_finite())
@@ -42,8 +45,24 @@ pub async fn observe_at(
                         labels: s.labels,
                         value: s.value,
                     })
-                    .collect(),
-            ),
+                    .collect()
+            }),
+            Some(anomaly) => {
+                let step = step.max(1);
+                // Whole steps back from `at`, so `at` itself is a sample.
+                let start = at - (anomaly.lookback() + step - 1) / step * step;
+                metrics
+                    .range(&d.spec.query, start, at, step)
+                    .await
+                    .map(|ranges| {
+                        anomalies(anomaly, &ranges, &[at])
+                            .remove(&at)
+                            .unwrap_or_default()
+                    })
+            }
+        };
+        let outcome = match result {
+            Ok(list) => DetectorOutcome::Ok(list),
             Err(e) => {
                 tracing::warn!(detector = %d.name, error = %e, "detector query failed");
                 DetectorOutcome::Failed(e.to_string())
@@ -63,32 +82,75 @@ pub async fn observe_range(
     end: Timestamp,
     step: i64,
 ) -> Result<BTreeMap<Timestamp, BTreeMap<String, DetectorOutcome>>, MetricsError> {
-    let mut by_time: BTreeMap<Timestamp, BTreeMap<String, DetectorOutcome>> = BTreeMap::new();
+    let step = step.max(1);
+    let mut times = Vec::new();
     let mut t = start;
     while t <= end {
+        times.push(t);
+        t += step;
+    }
+    let mut by_time: BTreeMap<Timestamp, BTreeMap<String, DetectorOutcome>> = BTreeMap::new();
+    for &t in &times {
         let slot = by_time.entry(t).or_default();
         for d in detectors {
             slot.insert(d.name.clone(), DetectorOutcome::Ok(Vec::new()));
         }
-        t += step;
     }
     for d in detectors {
-        let ranges = metrics.range(&d.spec.query, start, end, step).await?;
-        for series in ranges {
-            for (at, value) in series.samples {
-                if !value.is_finite() {
-                    continue;
+        let per_time = match &d.spec.anomaly {
+            None => {
+                let ranges = metrics.range(&d.spec.query, start, end, step).await?;
+                let mut per_time: BTreeMap<Timestamp, Vec<Observation>> = BTreeMap::new();
+                for series in ranges {
+                    for (at, value) in series.samples {
+                        if value.is_finite() {
+                            per_time.entry(at).or_default().push(Observation {
+                                labels: series.labels.clone(),
+                                value,
+                            });
+                        }
+                    }
                 }
-                if let Some(DetectorOutcome::Ok(list)) =
-                    by_time.get_mut(&at).and_then(|m| m.get_mut(&d.name))
-                {
-                    list.push(Observation {
-                        labels: series.labels.clone(),
-                        value,
-                    });
-                }
+                per_time
+            }
+            Some(anomaly) => {
+                let back = (anomaly.lookback() + step - 1) / step * step;
+                let ranges = metrics
+                    .range(&d.spec.query, start - back, end, step)
+                    .await?;
+                anomalies(anomaly, &ranges, &times)
+            }
+        };
+        for (at, list) in per_time {
+            if let Some(DetectorOutcome::Ok(slot)) =
+                by_time.get_mut(&at).and_then(|m| m.get_mut(&d.name))
+            {
+                *slot = list;
             }
         }
     }
     Ok(by_time)
+}
+
+/// The series that are anomalous at each of `times`: pure, shared by the
+/// live loop (one time) and replay (every time of the window).
+pub fn anomalies(
+    spec: &AnomalySpec,
+    ranges: &[SeriesRange],
+    times: &[Timestamp],
+) -> BTreeMap<Timestamp, Vec<Observation>> {
+    let mut out: BTreeMap<Timestamp, Vec<Observation>> = BTreeMap::new();
+    for series in ranges {
+        for &at in times {
+            if let Some((value, score)) = spec.score_at(&series.samples, at)
+                && spec.is_anomalous(value, &score)
+            {
+                out.entry(at).or_default().push(Observation {
+                    labels: series.labels.clone(),
+                    value,
+                });
+            }
+        }
+    }
+    out
 }

@@ -169,6 +169,7 @@ mod tests {
                 for_: Secs(for_),
                 resource: false,
                 keep_firing_for: Secs(keep),
+                anomaly: None,
             },
         }
     }

@@ -1,0 +1,281 @@
+//! A detector with no hand-set threshold: each series is compared with its
+//! own recent history, in Rust, over range-query data.
+//!
+//! PromQL can take a median over time but not the spread around it (the
+//! median absolute deviation needs the median first), so a "how unusual is
+//! this for this series" test cannot be written as one query. The detector's
+//! query returns the raw value (a p99, a rate, CPU seconds); medic asks for
+//! it over `baseline + skip` with one range query and scores the newest
+//! sample against the baseline's median and MAD (a robust z-score, which a
+//! few earlier spikes do not move).
+
+use crate::model::{Secs, Timestamp};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// `spec.anomaly` of a Detector document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AnomalySpec {
+    /// How much of the series' own history it is compared with.
+    #[serde(default = "default_baseline")]
+    pub baseline: Secs,
+    /// The most recent stretch left out of the baseline, so a slow onset
+    /// does not become its own baseline.
+    #[serde(default = "default_skip")]
+    pub skip: Secs,
+    /// Which deviations count: `up` (latency, errors, CPU), `down`
+    /// (throughput, success rate) or `both`.
+    #[serde(default)]
+    pub direction: Direction,
+    /// How many robust standard deviations (1.4826 x MAD) from the
+    /// baseline's median a value must be.
+    #[serde(default = "default_sensitivity")]
+    pub sensitivity: f64,
+    /// The smallest change, as a share of the baseline's median, that
+    /// counts: a very steady series is not flagged for a 3% wobble.
+    #[serde(default = "default_min_relative_change")]
+    pub min_relative_change: f64,
+    /// Fewer baseline samples than this and the series gets no verdict (a
+    /// new pod has no history): it stays quiet.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Up,
+    Down,
+    Both,
+}
+
+fn default_baseline() -> Secs {
+    Secs(3600)
+}
+fn default_skip() -> Secs {
+    Secs(600)
+}
+fn default_sensitivity() -> f64 {
+    4.0
+}
+fn default_min_relative_change() -> f64 {
+    0.25
+}
+fn default_min_samples() -> usize {
+    10
+}
+
+impl Default for AnomalySpec {
+    fn default() -> Self {
+        AnomalySpec {
+            baseline: default_baseline(),
+            skip: default_skip(),
+            direction: Direction::default(),
+            sensitivity: default_sensitivity(),
+            min_relative_change: default_min_relative_change(),
+            min_samples: default_min_samples(),
+        }
+    }
+}
+
+/// How a value compares with its baseline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Score {
+    pub median: f64,
+    /// Robust z-score: signed distance from the median in units of
+    /// 1.4826 x MAD (floored, so a flat baseline does not divide by zero).
+    pub z: f64,
+}
+
+impl AnomalySpec {
+    /// How far back the range query must reach before the first evaluation.
+    pub fn lookback(&self) -> i64 {
+        self.baseline.0.max(0) + self.skip.0.max(0)
+    }
+
+    /// Whether `score` of `value` is an anomaly under this spec.
+    pub fn is_anomalous(&self, value: f64, score: &Score) -> bool {
+        let change = value - score.median;
+        let relative = if score.median == 0.0 {
+            f64::INFINITY
+        } else {
+            (change / score.median).abs()
+        };
+        let direction_ok = match self.direction {
+            Direction::Up => score.z >= self.sensitivity,
+            Direction::Down => score.z <= -self.sensitivity,
+            Direction::Both => score.z.abs() >= self.sensitivity,
+        };
+        direction_ok && relative >= self.min_relative_change
+    }
+
+    /// Scores the sample at `at` of a series (samples sorted by time)
+    /// against the samples in `[at - skip - baseline, at - skip)`. None when
+    /// there is no finite sample at `at` or too few baseline samples.
+    pub fn score_at(&self, samples: &[(Timestamp, f64)], at: Timestamp) -> Option<(f64, Score)> {
+        let idx = samples.binary_search_by_key(&at, |s| s.0).ok()?;
+        let value = samples[idx].1;
+        if !value.is_finite() {
+            return None;
+        }
+        let to = at - self.skip.0.max(0);
+        let from = to - self.baseline.0.max(0);
+        let lo = samples.partition_point(|s| s.0 < from);
+        let hi = samples.partition_point(|s| s.0 < to);
+        let mut baseline: Vec<f64> = samples
+            .get(lo..hi)?
+            .iter()
+            .map(|s| s.1)
+            .filter(|v| v.is_finite())
+            .collect();
+        if baseline.len() < self.min_samples.max(1) {
+            return None;
+        }
+        Some((value, robust_score(&mut baseline, value)))
+    }
+}
+
+/// Median and MAD of `baseline` (reordered in place), and the robust z of
+/// `value`. The MAD is floored at 1% of the median's size, and above zero,
+/// so a perfectly flat history still gives a finite, large score.
+pub fn robust_score(baseline: &mut [f64], value: f64) -> Score {
+    let median = median_in_place(baseline);
+    for v in baseline.iter_mut() {
+        *v = (*v - median).abs();
+    }
+    let mad = median_in_place(baseline);
+    let scale = (1.4826 * mad).max(0.01 * median.abs()).max(1e-9);
+    Score {
+        median,
+        z: (value - median) / scale,
+    }
+}
+
+/// The median of a non-empty slice (0 for an empty one), reordering it.
+fn median_in_place(values: &mut [f64]) -> f64 {
+    let n = values.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let cmp = |a: &f64, b: &f64| a.total_cmp(b);
+    let mid = n / 2;
+    let (lower, upper, _) = values.select_nth_unstable_by(mid, cmp);
+    let upper = *upper;
+    if n % 2 == 1 {
+        upper
+    } else {
+        let lower_max = lower.iter().copied().max_by(cmp).unwrap_or(upper);
+        (lower_max + upper) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(values: &[f64]) -> Vec<(Timestamp, f64)> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64 * 60, *v))
+            .collect()
+    }
+
+    fn spec() -> AnomalySpec {
+        AnomalySpec {
+            baseline: Secs(600),
+            skip: Secs(120),
+            min_samples: 5,
+            ..AnomalySpec::default()
+        }
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median_in_place(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median_in_place(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median_in_place(&mut []), 0.0);
+    }
+
+    #[test]
+    fn a_noisy_series_is_judged_by_its_own_spread() {
+        // Noisy around 1.0 (MAD 0.2): 1.5 is within its normal swing,
+        // 2.5 is not.
+        let history = [0.8, 1.2, 1.0, 0.8, 1.2, 1.0, 0.8, 1.2, 1.0, 0.8, 1.2];
+        let mut base = history.to_vec();
+        let score = robust_score(&mut base, 1.5);
+        assert_eq!(score.median, 1.0);
+        let s = AnomalySpec::default();
+        assert!(!s.is_anomalous(1.5, &score), "{score:?}");
+        let mut base = history.to_vec();
+        let score = robust_score(&mut base, 2.5);
+        assert!(s.is_anomalous(2.5, &score), "{score:?}");
+    }
+
+    #[test]
+    fn a_flat_series_needs_the_minimum_relative_change() {
+        let s = AnomalySpec::default();
+        let mut base = vec![100.0; 20];
+        let small = robust_score(&mut base, 110.0);
+        assert!(small.z > 4.0);
+        assert!(
+            !s.is_anomalous(110.0, &small),
+            "10% is below minRelativeChange"
+        );
+        let mut base = vec![100.0; 20];
+        let big = robust_score(&mut base, 140.0);
+        assert!(s.is_anomalous(140.0, &big));
+    }
+
+    #[test]
+    fn direction_decides_which_side_counts() {
+        let mut base = vec![100.0; 20];
+        let drop = robust_score(&mut base, 20.0);
+        let up = AnomalySpec::default();
+        let down = AnomalySpec {
+            direction: Direction::Down,
+            ..AnomalySpec::default()
+        };
+        let both = AnomalySpec {
+            direction: Direction::Both,
+            ..AnomalySpec::default()
+        };
+        assert!(!up.is_anomalous(20.0, &drop));
+        assert!(down.is_anomalous(20.0, &drop));
+        assert!(both.is_anomalous(20.0, &drop));
+    }
+
+    #[test]
+    fn score_at_uses_the_window_before_the_skip() {
+        // Minutes 0..=9 steady at 10, then a climb from minute 10 on.
+        let mut v = vec![10.0; 10];
+        v.extend([30.0, 31.0, 32.0, 33.0, 34.0]);
+        let s = series(&v);
+        // At minute 12 the baseline is [0, 10min): all 10s.
+        let (value, score) = spec().score_at(&s, 12 * 60).unwrap();
+        assert_eq!(value, 32.0);
+        assert_eq!(score.median, 10.0);
+        assert!(spec().is_anomalous(value, &score));
+        // No sample at that time: no verdict.
+        assert!(spec().score_at(&s, 12 * 60 + 1).is_none());
+    }
+
+    #[test]
+    fn too_little_history_gives_no_verdict() {
+        let s = series(&[10.0, 10.0, 10.0, 50.0]);
+        assert!(spec().score_at(&s, 180).is_none());
+    }
+
+    #[test]
+    fn non_finite_values_are_ignored() {
+        let mut v = vec![10.0; 12];
+        v[3] = f64::NAN;
+        v.push(f64::INFINITY);
+        let s = series(&v);
+        assert!(spec().score_at(&s, 12 * 60).is_none());
+        let (_, score) = spec().score_at(&s, 11 * 60).unwrap();
+        assert_eq!(score.median, 10.0);
+    }
+}
