@@ -3,6 +3,10 @@
 
 pub const FIXTURES: &[(&str, &str)] = &[
     (
+        "anomaly-request-rate-drop.yaml",
+        include_str!("../fixtures/incidents/anomaly-request-rate-drop.yaml"),
+    ),
+    (
         "approved-rollback-resumes-plan.yaml",
         include_str!("../fixtures/incidents/approved-rollback-resumes-plan.yaml"),
     ),

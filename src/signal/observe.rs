@@ -154,3 +154,129 @@ pub fn anomalies(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::SeriesValue;
+    use crate::signal::DetectorSpec;
+    use std::sync::Mutex;
+
+    /// Answers range queries from fixed samples and records every request.
+    struct Recorded {
+        series: Vec<SeriesRange>,
+        requests: Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Metrics for Recorded {
+        async fn instant(
+            &self,
+            query: &str,
+            at: Timestamp,
+        ) -> Result<Vec<SeriesValue>, MetricsError> {
+            self.requests
+                .lock()
+                .unwrap()
+                .push(format!("instant {query} @{at}"));
+            Ok(Vec::new())
+        }
+        async fn range(
+            &self,
+            query: &str,
+            start: Timestamp,
+            end: Timestamp,
+            step: i64,
+        ) -> Result<Vec<SeriesRange>, MetricsError> {
+            self.requests
+                .lock()
+                .unwrap()
+                .push(format!("range {query} [{start}, {end}] step {step}"));
+            Ok(self
+                .series
+                .iter()
+                .map(|s| SeriesRange {
+                    labels: s.labels.clone(),
+                    samples: s
+                        .samples
+                        .iter()
+                        .filter(|(t, _)| *t >= start && *t <= end && (t - start) % step == 0)
+                        .copied()
+                        .collect(),
+                })
+                .collect())
+        }
+    }
+
+    fn detector() -> Detector {
+        let spec: DetectorSpec = serde_yaml::from_str(
+            "{severity: high, query: rps, target: {kind: Pod, namespace: ns, name: '{{ pod }}'}, anomaly: {baseline: 10m, skip: 2m, direction: down}}",
+        )
+        .unwrap();
+        Detector {
+            name: "rps_drop".into(),
+            spec,
+        }
+    }
+
+    fn series(pod: &str, values: impl Fn(i64) -> f64) -> SeriesRange {
+        SeriesRange {
+            labels: BTreeMap::from([("pod".to_string(), pod.to_string())]),
+            samples: (0..=60).map(|i| (1000 + i * 30, values(i))).collect(),
+        }
+    }
+
+    fn metrics() -> Recorded {
+        Recorded {
+            series: vec![
+                // Steady with a small wobble, then a drop to a quarter at i = 40.
+                series("a", |i| if i < 40 { 100.0 + (i % 3) as f64 } else { 25.0 }),
+                series("b", |i| 50.0 + (i % 5) as f64),
+            ],
+            requests: Mutex::new(Vec::new()),
+        }
+    }
+
+    #[tokio::test]
+    async fn live_asks_one_range_query_over_the_baseline_and_scores_the_newest_sample() {
+        let m = metrics();
+        let at = 1000 + 45 * 30;
+        let out = observe_at(&m, &[detector()], at, 30).await;
+        assert_eq!(
+            *m.requests.lock().unwrap(),
+            vec![format!("range rps [{}, {at}] step 30", at - 720)]
+        );
+        let DetectorOutcome::Ok(list) = &out["rps_drop"] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].labels["pod"], "a");
+        assert_eq!(list[0].value, 25.0);
+    }
+
+    #[tokio::test]
+    async fn replay_and_live_see_the_same_anomalies_at_every_step() {
+        let m = metrics();
+        let (start, end) = (1000 + 20 * 30, 1000 + 60 * 30);
+        let replay = observe_range(&m, &[detector()], start, end, 30)
+            .await
+            .unwrap();
+        assert_eq!(
+            m.requests.lock().unwrap()[0],
+            format!("range rps [{}, {end}] step 30", start - 720)
+        );
+        let mut fired = Vec::new();
+        for (at, outcomes) in &replay {
+            let live = observe_at(&m, &[detector()], *at, 30).await;
+            assert_eq!(live, *outcomes, "at {at}");
+            if let DetectorOutcome::Ok(list) = &outcomes["rps_drop"]
+                && !list.is_empty()
+            {
+                fired.push(*at);
+            }
+        }
+        // From the drop until it is inside the baseline's later half.
+        assert_eq!(fired.first(), Some(&(1000 + 40 * 30)));
+        assert!(fired.len() >= 10, "{fired:?}");
+    }
+}
