@@ -15,6 +15,14 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/connection-pool-cascade.yaml"),
     ),
     (
+        "cpu-throttling-scale-does-not-help.yaml",
+        include_str!("../fixtures/incidents/cpu-throttling-scale-does-not-help.yaml"),
+    ),
+    (
+        "cpu-throttling-scaled-out.yaml",
+        include_str!("../fixtures/incidents/cpu-throttling-scaled-out.yaml"),
+    ),
+    (
         "crash-loop-after-deploy.yaml",
         include_str!("../fixtures/incidents/crash-loop-after-deploy.yaml"),
     ),

@@ -26,6 +26,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "disk-pressure-node.yaml",
         include_str!("../../playbooks/disk-pressure-node.yaml"),
     ),
+    (
+        "cpu-throttling.yaml",
+        include_str!("../../playbooks/cpu-throttling.yaml"),
+    ),
 ];
 
 #[cfg(test)]
