@@ -58,7 +58,7 @@ mod tests {
             std::fs::write(dir.path().join(name), text).unwrap();
         }
         let lib = r.poll().unwrap().unwrap();
-        assert_eq!(lib.playbooks.len(), 5);
+        assert_eq!(lib.playbooks.len(), crate::playbook::EMBEDDED.len() - 1);
         assert!(r.poll().unwrap().is_none(), "unchanged");
         std::fs::write(
             dir.path().join("bad.yaml"),
