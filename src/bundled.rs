@@ -11,6 +11,14 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/approved-rollback-resumes-plan.yaml"),
     ),
     (
+        "cascading-slowdown-from-payments.yaml",
+        include_str!("../fixtures/incidents/cascading-slowdown-from-payments.yaml"),
+    ),
+    (
+        "certificate-renewal-failing.yaml",
+        include_str!("../fixtures/incidents/certificate-renewal-failing.yaml"),
+    ),
+    (
         "connection-pool-cascade.yaml",
         include_str!("../fixtures/incidents/connection-pool-cascade.yaml"),
     ),

@@ -30,6 +30,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "cpu-throttling.yaml",
         include_str!("../../playbooks/cpu-throttling.yaml"),
     ),
+    (
+        "certificate-expiry.yaml",
+        include_str!("../../playbooks/certificate-expiry.yaml"),
+    ),
 ];
 
 #[cfg(test)]
