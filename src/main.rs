@@ -109,6 +109,10 @@ enum Command {
         interval: Option<String>,
         #[arg(long, default_value = "recorded incident")]
         name: String,
+        /// Also read the pods, nodes and workloads the series name (and
+        /// their ReplicaSets) from the cluster this kubeconfig points at.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -202,7 +206,10 @@ fn main() -> ExitCode {
             }
             Command::Lint { paths, format } => lint_command(paths, format),
             Command::Schema { kind, write } => schema_command(kind, write),
-            Command::Run { config, sim_cluster } => run_command(config, sim_cluster).await,
+            Command::Run {
+                config,
+                sim_cluster,
+            } => run_command(config, sim_cluster).await,
             Command::Bench {
                 pods,
                 nodes,
@@ -230,6 +237,7 @@ fn main() -> ExitCode {
                 selectors,
                 interval,
                 name,
+                kubeconfig,
                 out,
             } => {
                 let request = RecordRequest {
@@ -243,13 +251,30 @@ fn main() -> ExitCode {
                         .context("--interval")?,
                 };
                 let metrics = medic::metrics::PrometheusMetrics::new(&prometheus)?;
-                let fixture = record(&metrics, &request).await?;
+                let (mut fixture, labels) = record(&metrics, &request).await?;
+                let mut todo = "the cluster objects, events and `expect`";
+                if let Some(path) = kubeconfig {
+                    let client = kube_client(&path).await?;
+                    let refs = medic::replay::record_objects::referenced(&labels);
+                    let fetched = medic::replay::record_objects::fetch(client, &refs).await?;
+                    for s in &fetched.skipped {
+                        eprintln!("skipped {s}");
+                    }
+                    eprintln!(
+                        "recorded {} object(s) from the cluster, skipped {}",
+                        fetched.objects.len(),
+                        fetched.skipped.len()
+                    );
+                    fixture.cluster = fetched.objects;
+                    todo = "the change events and `expect`";
+                }
                 let text = format!(
-                    "# Recorded by medic record; add the cluster objects, events and `expect` by hand.\n{}",
+                    "# Recorded by medic record; add {todo} by hand.\n{}",
                     serde_yaml::to_string(&fixture)?
                 );
                 match out {
-                    Some(path) => std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?,
+                    Some(path) => std::fs::write(&path, text)
+                        .with_context(|| format!("cannot write {}", path.display()))?,
                     None => print!("{text}"),
                 }
                 Ok(ExitCode::SUCCESS)
@@ -538,6 +563,16 @@ async fn run_command(config: PathBuf, sim_cluster: Option<PathBuf>) -> Result<Ex
     };
     medic::run::run(config, cluster, leader, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A client for the cluster a kubeconfig file names (its current context).
+async fn kube_client(path: &std::path::Path) -> Result<kube::Client> {
+    let file = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
+        .await
+        .with_context(|| format!("kubeconfig {}", path.display()))?;
+    kube::Client::try_from(config).context("cannot build a Kubernetes client")
 }
 
 /// Ctrl-C or SIGTERM (what Kubernetes sends before killing the pod).

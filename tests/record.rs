@@ -98,3 +98,162 @@ fn a_bad_time_says_which_flag() {
         "{err}"
     );
 }
+
+/// A loopback stand-in for the API server's read paths: serves a fixture's
+/// objects by kind, namespace and name (and the node and ReplicaSet lists),
+/// answers 404 as the API server does, and records each path asked for.
+mod fake_api {
+    use axum::Router;
+    use axum::http::{StatusCode, Uri};
+    use axum::response::IntoResponse;
+    use serde_json::{Value, json};
+    use std::sync::{Arc, Mutex};
+
+    pub struct Server {
+        pub url: String,
+        pub paths: Arc<Mutex<Vec<String>>>,
+    }
+
+    fn plural(kind: &str) -> String {
+        format!("{}s", kind.to_lowercase())
+    }
+
+    fn path_of(o: &Value) -> String {
+        let kind = o["kind"].as_str().unwrap_or_default();
+        let name = o["metadata"]["name"].as_str().unwrap_or_default();
+        let group = match o["apiVersion"].as_str().unwrap_or_default() {
+            "v1" => "/api/v1".to_string(),
+            other => format!("/apis/{other}"),
+        };
+        match o["metadata"]["namespace"].as_str() {
+            Some(ns) => format!("{group}/namespaces/{ns}/{}/{name}", plural(kind)),
+            None => format!("{group}/{}/{name}", plural(kind)),
+        }
+    }
+
+    pub async fn start(objects: Vec<Value>) -> Server {
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        let seen = paths.clone();
+        let app = Router::new().fallback(move |uri: Uri| {
+            let objects = objects.clone();
+            let seen = seen.clone();
+            async move {
+                let path = uri.path().to_string();
+                seen.lock().unwrap().push(path.clone());
+                if let Some(o) = objects.iter().find(|o| path_of(o) == path) {
+                    return (StatusCode::OK, axum::Json(o.clone())).into_response();
+                }
+                // A list: the path of a collection the objects live in.
+                let items: Vec<Value> = objects
+                    .iter()
+                    .filter(|o| path_of(o).rsplit_once('/').map(|(dir, _)| dir) == Some(path.as_str()))
+                    .cloned()
+                    .collect();
+                if !items.is_empty() {
+                    return (
+                        StatusCode::OK,
+                        axum::Json(json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})),
+                    )
+                        .into_response();
+                }
+                let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "message": format!("{path} not found"), "reason": "NotFound", "code": 404});
+                (StatusCode::NOT_FOUND, axum::Json(status)).into_response()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Server { url, paths }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_with_kubeconfig_brings_its_objects_and_replays_the_same_plan() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/incidents/memory-leak-after-deploy.yaml");
+    let original = Loaded::load(&path).unwrap();
+    let start = original.start;
+    let end = start + original.fixture.duration.0;
+    let om = to_openmetrics(&original.series, start, original.fixture.interval.0);
+    let server = PrometheusServer::start(&om, start).await.unwrap();
+    let objects: Vec<serde_json::Value> = original
+        .fixture
+        .cluster
+        .iter()
+        .map(|o| serde_json::to_value(o).unwrap())
+        .collect();
+    let api = fake_api::start(objects).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: c, context: {{cluster: fake, user: u}}}}]\ncurrent-context: c\n",
+            api.url
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("recorded.yaml");
+    let url = server.url().to_string();
+    let (out2, kc) = (out.clone(), kubeconfig.clone());
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["record", "--prometheus", &url])
+            .args(["--from", &start.to_string(), "--to", &end.to_string()])
+            .args(["--match", "{__name__=~\"container_.*|kube_.*\"}"])
+            .args(["--match", "{job=\"node-exporter\"}"])
+            .args(["--kubeconfig", kc.to_str().unwrap()])
+            .args(["--out", out2.to_str().unwrap()])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    // The pod that only exists after the rollback is not in the cluster yet.
+    assert!(
+        stderr.contains("skipped Pod/production/analytics-worker-5d4c8-q7wz2: not found"),
+        "{stderr}"
+    );
+    let mut asked = api.paths.lock().unwrap().clone();
+    asked.sort();
+    assert_eq!(
+        asked,
+        vec![
+            "/api/v1/namespaces/production/pods/analytics-worker-5d4c8-q7wz2",
+            "/api/v1/namespaces/production/pods/analytics-worker-7f8d9-x2k4p",
+            "/api/v1/nodes",
+            "/api/v1/nodes/node-a",
+            "/api/v1/nodes/node-b",
+            "/api/v1/nodes/node-c",
+            "/apis/apps/v1/namespaces/production/deployments/analytics-worker",
+            "/apis/apps/v1/namespaces/production/replicasets",
+            "/apis/apps/v1/namespaces/production/replicasets/analytics-worker-5d4c8",
+            "/apis/apps/v1/namespaces/production/replicasets/analytics-worker-7f8d9",
+        ]
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut recorded = Loaded::parse(&text, "recorded.yaml").unwrap();
+    assert_eq!(recorded.objects.len(), original.objects.len());
+    // Only the change events are added by hand.
+    recorded.changes = original.changes.clone();
+    let a = replay_loaded(&original, &ReplayOptions::embedded())
+        .await
+        .unwrap();
+    let b = replay_loaded(&recorded, &ReplayOptions::embedded())
+        .await
+        .unwrap();
+    assert_eq!(signals(&a), signals(&b));
+    assert_eq!(a.incidents[0].root_cause, b.incidents[0].root_cause);
+    let actions = |r: &Report| -> Vec<(String, Option<String>)> {
+        r.incidents
+            .iter()
+            .flat_map(|i| &i.actions)
+            .map(|x| (x.action.clone(), x.target.clone()))
+            .collect()
+    };
+    assert!(!actions(&a).is_empty());
+    assert_eq!(actions(&a), actions(&b));
+}

@@ -5,6 +5,7 @@ mod fixture;
 pub mod llm_server;
 mod prometheus;
 pub mod record;
+pub mod record_objects;
 pub mod render;
 mod report;
 mod run;

@@ -52,11 +52,12 @@ fn selector_text(labels: &BTreeMap<String, String>) -> String {
 }
 
 /// Reads the selected series and lays them out as a fixture (no cluster
-/// objects, no expectations: the recorder fills those in).
+/// objects, no expectations: the recorder fills those in). Also returns
+/// each series' labels, which name the objects to record with them.
 pub async fn record(
     metrics: &PrometheusMetrics,
     req: &RecordRequest,
-) -> Result<Fixture, RecordError> {
+) -> Result<(Fixture, Vec<BTreeMap<String, String>>), RecordError> {
     if req.to <= req.from {
         return Err(RecordError::Window);
     }
@@ -87,7 +88,8 @@ pub async fn record(
             }
         })
         .collect();
-    Ok(Fixture {
+    let labels = all.into_iter().map(|s| s.labels).collect();
+    let fixture = Fixture {
         approvals: Vec::new(),
         name: req.name.clone(),
         description: format!(
@@ -109,7 +111,8 @@ pub async fn record(
         detectors: Vec::new(),
         config: None,
         expect: Expect::default(),
-    })
+    };
+    Ok((fixture, labels))
 }
 
 #[cfg(test)]
