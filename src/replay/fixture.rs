@@ -138,6 +138,9 @@ pub struct Expect {
     pub incidents: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_by: Option<Secs>,
+    /// No incident may resolve before this: the fault lasts until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_after: Option<Secs>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -352,5 +352,18 @@ fn check(r: &Report, expect: &Expect) -> Vec<String> {
             }
         }
     }
+    if let Some(after) = expect.resolved_after {
+        for i in &r.incidents {
+            if let Some(t) = i.resolved_at_s
+                && t < after.0
+            {
+                failures.push(format!(
+                    "incident {} resolved at {}, before {after}: the fault was still there",
+                    i.id,
+                    format_secs(t)
+                ));
+            }
+        }
+    }
     failures
 }
