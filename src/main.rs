@@ -119,6 +119,16 @@ enum Command {
     },
     /// Print the action catalog reference (Markdown; docs/actions.md).
     Catalog,
+    /// Print the detector reference (Markdown; docs/detectors.md), or with
+    /// --prometheus, which detectors can fire there and which metrics they miss.
+    Detectors {
+        /// Check against this Prometheus (base URL).
+        #[arg(long)]
+        prometheus: Option<String>,
+        /// Detector and playbook files or directories to use instead of the embedded ones.
+        #[arg(long = "playbooks")]
+        playbooks: Vec<PathBuf>,
+    },
     /// Print the JSON Schema of a document kind, or write all of them to a directory.
     Schema {
         #[arg(value_enum, required_unless_present = "write")]
@@ -290,6 +300,10 @@ fn main() -> ExitCode {
                 print!("{}", medic::act::reference::markdown());
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Detectors {
+                prometheus,
+                playbooks,
+            } => detectors_command(prometheus, playbooks).await,
         }
     });
     match result {
@@ -310,6 +324,28 @@ fn options(playbooks: &[PathBuf], config: Option<PathBuf>) -> Result<ReplayOptio
         options.config = Config::load(&path)?;
     }
     Ok(options)
+}
+
+async fn detectors_command(
+    prometheus: Option<String>,
+    playbooks: Vec<PathBuf>,
+) -> Result<ExitCode> {
+    let library = if playbooks.is_empty() {
+        Library::embedded()?
+    } else {
+        Library::from_sources(&Library::read_sources(&playbooks)?)?
+    };
+    let Some(url) = prometheus else {
+        print!("{}", medic::signal::reference::markdown(&library.detectors));
+        return Ok(ExitCode::SUCCESS);
+    };
+    let metrics = medic::metrics::PrometheusMetrics::new(&url)?;
+    let now = chrono::Utc::now().timestamp();
+    let rows = medic::signal::inputs::readiness(&metrics, &library.detectors, now)
+        .await
+        .with_context(|| format!("cannot ask {url} which metrics it holds"))?;
+    print!("{}", medic::signal::reference::readiness_table(&rows));
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn explain_command(

@@ -38,6 +38,7 @@ pub struct DetectorLabels {
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub signals_firing: Family<DetectorLabels, Gauge>,
+    pub detector_blind: Family<DetectorLabels, Gauge>,
     pub leader: Gauge,
     pub time_to_detect: Histogram,
     pub time_to_remediate: Histogram,
@@ -98,6 +99,12 @@ pub fn metrics() -> &'static Metrics {
             "Signals firing now, by detector",
             signals_firing.clone(),
         );
+        let detector_blind = Family::<DetectorLabels, Gauge>::default();
+        registry.register(
+            "detector_blind",
+            "1 when the metrics a detector needs are absent from Prometheus, so it cannot fire",
+            detector_blind.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -123,6 +130,7 @@ pub fn metrics() -> &'static Metrics {
         Metrics {
             registry: Mutex::new(registry),
             signals_firing,
+            detector_blind,
             leader,
             time_to_detect,
             time_to_remediate,
@@ -204,6 +212,19 @@ pub fn record_firing(by_detector: &std::collections::BTreeMap<String, usize>) {
                 detector: detector.clone(),
             })
             .set(i64::try_from(*n).unwrap_or(i64::MAX));
+    }
+}
+
+/// Replaces the blind flags from a readiness check.
+pub fn record_readiness(rows: &[crate::signal::inputs::Readiness]) {
+    let m = metrics();
+    m.detector_blind.clear();
+    for r in rows {
+        m.detector_blind
+            .get_or_create(&DetectorLabels {
+                detector: r.detector.clone(),
+            })
+            .set(i64::from(!r.can_fire));
     }
 }
 

@@ -38,6 +38,14 @@ spec:
   for: 2s
 ---
 apiVersion: medic.dev/v1alpha1
+kind: Detector
+metadata: {name: queue_backlog}
+spec:
+  severity: warning
+  query: max by (namespace, pod) (work_queue_depth) > 1000
+  target: {kind: Pod, namespace: "{{ namespace }}", name: "{{ pod }}"}
+---
+apiVersion: medic.dev/v1alpha1
 kind: Playbook
 metadata: {name: restart-crash-loop}
 spec:
@@ -210,6 +218,8 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
         "medic_time_to_detect_seconds_count 1",
         "medic_time_to_remediate_seconds_count 1",
         "medic_leader 1",
+        // No exporter serves work_queue_depth: that detector is blind.
+        "medic_detector_blind{detector=\"queue_backlog\"} 1",
     ] {
         assert!(metrics.contains(line), "{line} missing from {metrics}");
     }

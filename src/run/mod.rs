@@ -26,7 +26,7 @@ use crate::ha::Leadership;
 use crate::incident::Incident;
 use crate::incident::Topology;
 use crate::journal::FileJournal;
-use crate::metrics::{MetricsError, PrometheusMetrics};
+use crate::metrics::{Metrics, MetricsError, PrometheusMetrics};
 use crate::model::Timestamp;
 use crate::playbook::{Library, LoadError};
 use crate::replay::{Expect, Report};
@@ -70,6 +70,10 @@ pub enum RunError {
 
 /// How long a resolved incident stays in memory and in the incidents API.
 const RESOLVED_RETENTION: i64 = 24 * 3600;
+/// How often to check again that the detectors' metrics exist (an exporter
+/// can be removed, or installed, while medic runs).
+const INPUTS_RECHECK: i64 = 3600;
+const INPUTS_RECHECK_BLIND: i64 = 60;
 
 fn unix_now() -> Timestamp {
     SystemTime::now()
@@ -165,6 +169,8 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut next = tokio::time::Instant::now();
     let mut leading = None;
+    let mut inputs_checked_at: Option<Timestamp> = None;
+    let mut blind: Option<BTreeSet<String>> = None;
     let mut seen = Lifecycle::default();
     loop {
         tokio::select! {
@@ -192,8 +198,21 @@ pub async fn run(
         }
         let started = Instant::now();
         engine.set_paused(paused.load(std::sync::atomic::Ordering::SeqCst));
-        reload(&mut engine, reloader.as_mut());
+        let reloaded = reload(&mut engine, reloader.as_mut());
         let now = unix_now();
+        // Soon again while a detector is blind (its exporter may just not have
+        // been scraped yet), rarely once all can fire.
+        let recheck = match &blind {
+            Some(b) if b.is_empty() => INPUTS_RECHECK,
+            _ => INPUTS_RECHECK_BLIND,
+        };
+        if (reloaded || inputs_checked_at.is_none_or(|t| now - t >= recheck))
+            && let Some(now_blind) =
+                check_inputs(metrics.as_ref(), &engine, now, blind.as_ref()).await
+        {
+            inputs_checked_at = Some(now);
+            blind = Some(now_blind);
+        }
         let outcomes = observe_at(metrics.as_ref(), &engine.library().detectors, now, step).await;
         if leads {
             engine.tick(now, &outcomes).await;
@@ -276,8 +295,9 @@ impl People {
     }
 }
 
-fn reload(engine: &mut Engine, reloader: Option<&mut Reloader>) {
-    let Some(r) = reloader else { return };
+/// Whether a new library was loaded.
+fn reload(engine: &mut Engine, reloader: Option<&mut Reloader>) -> bool {
+    let Some(r) = reloader else { return false };
     match r.poll() {
         Ok(Some(library)) => {
             tracing::info!(
@@ -286,9 +306,54 @@ fn reload(engine: &mut Engine, reloader: Option<&mut Reloader>) {
                 "playbooks reloaded"
             );
             engine.replace_library(library);
+            true
         }
-        Ok(None) => {}
-        Err(e) => tracing::error!("playbook change rejected, the previous set stays active: {e}"),
+        Ok(None) => false,
+        Err(e) => {
+            tracing::error!("playbook change rejected, the previous set stays active: {e}");
+            false
+        }
+    }
+}
+
+/// Warns about detectors whose metrics Prometheus does not hold: they would
+/// stay quiet, which looks the same as a healthy cluster. Logs only what
+/// changed since `before`; returns the detectors that cannot fire, or None
+/// when Prometheus could not be asked.
+async fn check_inputs(
+    metrics: &dyn Metrics,
+    engine: &Engine,
+    now: Timestamp,
+    before: Option<&BTreeSet<String>>,
+) -> Option<BTreeSet<String>> {
+    match crate::signal::inputs::readiness(metrics, &engine.library().detectors, now).await {
+        Ok(rows) => {
+            crate::telemetry::record_readiness(&rows);
+            let was_blind = |d: &str| before.is_some_and(|b| b.contains(d));
+            for r in &rows {
+                if !r.can_fire && !was_blind(&r.detector) {
+                    let missing: Vec<&str> = r.missing.iter().map(String::as_str).collect();
+                    tracing::warn!(
+                        detector = %r.detector,
+                        missing = %missing.join(", "),
+                        needs = %r.needs,
+                        "detector cannot fire: the metrics it needs are absent from Prometheus"
+                    );
+                } else if r.can_fire && was_blind(&r.detector) {
+                    tracing::info!(detector = %r.detector, "detector's metrics are present now");
+                }
+            }
+            Some(
+                rows.into_iter()
+                    .filter(|r| !r.can_fire)
+                    .map(|r| r.detector)
+                    .collect(),
+            )
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check which metrics the detectors need; will retry");
+            None
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 mod alerts;
 pub mod anomaly;
 mod detector;
+pub mod inputs;
 mod observe;
+pub mod reference;
 mod tracker;
 
 pub use alerts::{AlertEvent, WebhookAlert, WebhookPayload, from_webhook};

@@ -1,0 +1,78 @@
+//! `medic detectors --prometheus`: which shipped detectors can fire against
+//! a real Prometheus, and which metrics the others miss.
+
+use medic::replay::series::to_openmetrics;
+use medic::replay::{Loaded, PrometheusServer};
+use std::path::Path;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn says_which_detectors_are_blind_and_what_they_miss() {
+    // A recorded leak: cAdvisor, kube-state-metrics limits and node-exporter
+    // memory, but no restarts, HTTP, pool, disk or cert-manager metrics.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/incidents/memory-leak-after-deploy.yaml");
+    let loaded = Loaded::load(&path).unwrap();
+    let om = to_openmetrics(&loaded.series, loaded.start, loaded.fixture.interval.0);
+    // Prometheus serves "now" from the newest sample: start it so the
+    // fixture's last samples are within the lookback of the wall clock.
+    let now = chrono::Utc::now().timestamp();
+    let shift = now - (loaded.start + loaded.fixture.duration.0);
+    let om = om
+        .lines()
+        .map(|l| match l.rsplit_once(' ') {
+            Some((head, ts)) if !l.starts_with('#') => match ts.parse::<i64>() {
+                Ok(t) => format!("{head} {}", t + shift),
+                Err(_) => l.to_string(),
+            },
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    let server = PrometheusServer::start(&om, loaded.start + shift)
+        .await
+        .unwrap();
+    let url = server.url().to_string();
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["detectors", "--prometheus", &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let row = |d: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(d))
+            .unwrap_or_else(|| panic!("no row for {d} in\n{out}"))
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(row("memory_leak"), "yes -");
+    // Either of its two sources is enough; kube-state-metrics' is missing.
+    assert_eq!(
+        row("node_memory_pressure"),
+        "yes kube_node_status_condition (kube-state-metrics)"
+    );
+    assert_eq!(
+        row("crash_loop"),
+        "NO kube_pod_container_status_restarts_total (kube-state-metrics)"
+    );
+    assert_eq!(
+        row("certificate_expiry"),
+        "NO certmanager_certificate_expiration_timestamp_seconds (cert-manager)"
+    );
+    assert!(
+        out.contains("2 of 9 detector(s) can fire; 7 cannot"),
+        "{out}"
+    );
+}
