@@ -25,3 +25,26 @@ pub fn webhook(data: &[u8]) {
         let _ = crate::signal::from_webhook(&payload, 1_704_067_200);
     }
 }
+
+/// The `data` of a Prometheus query answer, converted as the adapter does
+/// and, for a range answer, scored as an anomaly detector would.
+pub fn prometheus_response(data: &[u8]) {
+    let Ok(d) = serde_json::from_slice::<prometheus_http_query::response::Data>(data) else {
+        return;
+    };
+    let _ = crate::metrics::prometheus::vector("q", &d);
+    if let Ok(ranges) = crate::metrics::prometheus::matrix("q", &d) {
+        let times: Vec<i64> = ranges
+            .iter()
+            .flat_map(|r| r.samples.iter().map(|s| s.0))
+            .take(64)
+            .collect();
+        let spec = crate::signal::anomaly::AnomalySpec {
+            baseline: crate::model::Secs(600),
+            skip: crate::model::Secs(60),
+            min_samples: 2,
+            ..Default::default()
+        };
+        let _ = crate::signal::anomalies(&spec, &ranges, &times);
+    }
+}

@@ -23,4 +23,5 @@ fn every_kept_input_is_refused_or_accepted_without_a_panic() {
     assert!(replay("fixture", medic::fuzz::fixture) > 0);
     assert!(replay("config", medic::fuzz::config) > 0);
     assert!(replay("webhook", medic::fuzz::webhook) > 0);
+    assert!(replay("prometheus", medic::fuzz::prometheus_response) > 0);
 }

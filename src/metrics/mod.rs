@@ -1,7 +1,7 @@
 //! The `Metrics` port: PromQL instant and range queries at a given time.
 
 mod connection;
-mod prometheus;
+pub mod prometheus;
 
 pub use connection::{BasicAuth, PrometheusConfig};
 pub use prometheus::PrometheusMetrics;

@@ -52,7 +52,7 @@ impl PrometheusMetrics {
 }
 
 /// A range-vector answer as series of (time, value).
-fn matrix(query: &str, data: &Data) -> Result<Vec<SeriesRange>, MetricsError> {
+pub fn matrix(query: &str, data: &Data) -> Result<Vec<SeriesRange>, MetricsError> {
     match data {
         Data::Matrix(m) => Ok(m
             .iter()
@@ -66,6 +66,27 @@ fn matrix(query: &str, data: &Data) -> Result<Vec<SeriesRange>, MetricsError> {
             })
             .collect()),
         _ => Err(query_error(query, "expected a range vector")),
+    }
+}
+
+/// An instant answer (a vector, or a scalar as one unlabelled series).
+pub fn vector(query: &str, data: &Data) -> Result<Vec<SeriesValue>, MetricsError> {
+    match data {
+        Data::Vector(v) => Ok(v
+            .iter()
+            .map(|s| SeriesValue {
+                labels: labels(s.metric()),
+                value: s.sample().value(),
+            })
+            .collect()),
+        Data::Scalar(s) => Ok(vec![SeriesValue {
+            labels: BTreeMap::new(),
+            value: s.value(),
+        }]),
+        Data::Matrix(_) => Err(query_error(
+            query,
+            "returned a range vector; expected an instant vector",
+        )),
     }
 }
 
@@ -90,23 +111,7 @@ impl Metrics for PrometheusMetrics {
             .get()
             .await
             .map_err(|e| query_error(query, e))?;
-        match result.data() {
-            Data::Vector(v) => Ok(v
-                .iter()
-                .map(|s| SeriesValue {
-                    labels: labels(s.metric()),
-                    value: s.sample().value(),
-                })
-                .collect()),
-            Data::Scalar(s) => Ok(vec![SeriesValue {
-                labels: BTreeMap::new(),
-                value: s.value(),
-            }]),
-            Data::Matrix(_) => Err(query_error(
-                query,
-                "returned a range vector; expected an instant vector",
-            )),
-        }
+        vector(query, result.data())
     }
 
     async fn range(

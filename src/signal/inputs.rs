@@ -194,7 +194,7 @@ impl fmt::Display for Needs {
 /// the exporters.
 pub fn source_of(metric: &str) -> &'static str {
     const SOURCES: &[(&str, &str)] = &[
-        ("container_", "cAdvisor (the kubelet)"),
+        ("container_", "the kubelet's cAdvisor"),
         ("kube_", "kube-state-metrics"),
         ("node_", "node-exporter"),
         ("certmanager_", "cert-manager"),
@@ -258,7 +258,7 @@ mod tests {
     fn sources_by_prefix() {
         assert_eq!(
             source_of("container_cpu_usage_seconds_total"),
-            "cAdvisor (the kubelet)"
+            "the kubelet's cAdvisor"
         );
         assert_eq!(source_of("queue_depth"), "the service or a custom exporter");
     }

@@ -10,7 +10,7 @@ mod tracker;
 
 pub use alerts::{AlertEvent, WebhookAlert, WebhookPayload, from_webhook};
 pub use detector::{Detector, DetectorSpec, TargetTemplate};
-pub use observe::{DetectorOutcome, Observation, observe_at, observe_range};
+pub use observe::{DetectorOutcome, Observation, anomalies, observe_at, observe_range};
 pub use tracker::{SignalEvent, SignalTracker};
 
 use crate::model::{ObjectRef, Severity, Timestamp};
