@@ -73,6 +73,11 @@ enum Command {
         /// One fixture only.
         #[arg(long)]
         journal: Option<PathBuf>,
+        /// With --journal: keep the journal in this NATS server's JetStream
+        /// (stream MEDIC_JOURNAL), as `medic run` does with NATS, and only
+        /// the simulated cluster in the directory.
+        #[arg(long, requires = "journal")]
+        journal_nats: Option<String>,
     },
     /// Show what a playbook would do for a recorded incident, without acting.
     Explain {
@@ -202,8 +207,17 @@ fn main() -> ExitCode {
                 config,
                 llm_live,
                 journal,
+                journal_nats,
             } => {
-                let work = replay_command(paths, json, playbooks, config, llm_live, journal);
+                let work = replay_command(
+                    paths,
+                    json,
+                    playbooks,
+                    config,
+                    llm_live,
+                    journal,
+                    journal_nats,
+                );
                 // Dropping the replay on Ctrl-C stops its Prometheus and removes its files.
                 tokio::select! {
                     r = work => Some(r),
@@ -375,10 +389,15 @@ async fn replay_command(
     config: Option<PathBuf>,
     llm_live: bool,
     journal: Option<PathBuf>,
+    journal_nats: Option<String>,
 ) -> Result<ExitCode> {
     replay::check_tools()?;
     let mut options = options(&playbooks, config)?;
     options.journal = journal;
+    options.journal_nats = journal_nats.map(|url| medic::escalate::NatsConfig {
+        url,
+        ..options.config.nats.clone()
+    });
     let recorder = if llm_live {
         let config = &options.config.llm;
         if !config.enabled {

@@ -12,6 +12,9 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+mod common;
+use common::nats::NatsServer;
+
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/incidents")
@@ -22,7 +25,7 @@ fn fixture(name: &str) -> String {
 
 /// Runs the replay until it pauses at `at`, then SIGKILLs it. Returns
 /// false when the replay finished without reaching that point.
-fn run_until_killed(fixture: &str, journal: &Path, at: &str) -> bool {
+fn run_until_killed(fixture: &str, journal: &Path, nats: Option<&str>, at: &str) -> bool {
     use std::os::unix::process::CommandExt;
     // A killed replay cannot remove its Prometheus directory: keep it
     // inside the test's own temporary directory.
@@ -31,6 +34,11 @@ fn run_until_killed(fixture: &str, journal: &Path, at: &str) -> bool {
     let mut child = Command::new(env!("CARGO_BIN_EXE_medic"))
         .args(["replay", fixture, "--json", "--journal"])
         .arg(journal)
+        .args(
+            nats.map(|url| ["--journal-nats", url])
+                .into_iter()
+                .flatten(),
+        )
         .env("MEDIC_TEST_PAUSE_AT", at)
         .env("TMPDIR", &tmp)
         .stdout(Stdio::null())
@@ -64,10 +72,15 @@ fn run_until_killed(fixture: &str, journal: &Path, at: &str) -> bool {
     paused
 }
 
-fn report(fixture: &str, journal: &Path) -> serde_json::Value {
+fn report(fixture: &str, journal: &Path, nats: Option<&str>) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_medic"))
         .args(["replay", fixture, "--json", "--journal"])
         .arg(journal)
+        .args(
+            nats.map(|url| ["--journal-nats", url])
+                .into_iter()
+                .flatten(),
+        )
         .output()
         .unwrap();
     assert_eq!(
@@ -97,18 +110,51 @@ fn actions(r: &serde_json::Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Where the journal lives in a crash test.
+#[derive(Clone, Copy)]
+enum Store {
+    /// The file in the --journal directory.
+    File,
+    /// A JetStream stream on a real nats-server (fresh for each kill): what
+    /// a replica taking over from a killed leader reads.
+    JetStream,
+}
+
 fn crash_at_every_boundary(name: &str, expected: &[(&str, &str)], revision_after: Option<&str>) {
+    crash_at_every_boundary_in(Store::File, name, expected, revision_after);
+}
+
+fn crash_at_every_boundary_in(
+    store: Store,
+    name: &str,
+    expected: &[(&str, &str)],
+    revision_after: Option<&str>,
+) {
     let fixture = fixture(name);
     let steps = expected.len();
     for n in 1..=steps {
         for kind in ["intent", "result"] {
             let at = format!("{kind}:{n}");
             let dir = tempfile::tempdir().unwrap();
+            let server = match store {
+                Store::File => None,
+                Store::JetStream => match NatsServer::start() {
+                    Some(s) => Some(s),
+                    None => return,
+                },
+            };
+            let url = server.as_ref().map(NatsServer::url);
             assert!(
-                run_until_killed(&fixture, dir.path(), &at),
+                run_until_killed(&fixture, dir.path(), url.as_deref(), &at),
                 "{name}: never reached {at}"
             );
-            let r = report(&fixture, dir.path());
+            if matches!(store, Store::JetStream) {
+                assert!(
+                    !dir.path().join("journal.log").exists(),
+                    "the journal went to JetStream, not the directory"
+                );
+            }
+            let r = report(&fixture, dir.path(), url.as_deref());
             assert_eq!(
                 r["passed"], true,
                 "{name} killed at {at}: {}",
@@ -155,6 +201,20 @@ fn a_leak_rollback_killed_at_every_step_boundary_runs_each_step_once() {
             ("uncordon_node", "Node/node-a"),
         ],
         // Revision 2 undone once is revision 3; twice would be 4.
+        Some(r#""deployment.kubernetes.io/revision":"3""#),
+    );
+}
+
+#[test]
+fn a_leak_rollback_with_its_journal_in_jetstream_killed_at_every_boundary_runs_each_step_once() {
+    crash_at_every_boundary_in(
+        Store::JetStream,
+        "memory-leak-after-deploy.yaml",
+        &[
+            ("cordon_node", "Node/node-a"),
+            ("rollout_undo", "Deployment/production/analytics-worker"),
+            ("uncordon_node", "Node/node-a"),
+        ],
         Some(r#""deployment.kubernetes.io/revision":"3""#),
     );
 }

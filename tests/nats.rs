@@ -11,92 +11,12 @@ use medic::escalate::{
 };
 use medic::model::{ObjectRef, Risk};
 use medic::replay::{Loaded, ReplayOptions, replay_loaded};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn nats_binary() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("MEDIC_NATS_SERVER") {
-        return Some(p.into());
-    }
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/nats-server");
-    if local.exists() {
-        return Some(local);
-    }
-    eprintln!("skipped: no nats-server >= 2.10 (run scripts/install-deps)");
-    None
-}
-
-/// A nats-server with JetStream on loopback; killed on drop.
-struct NatsServer {
-    bin: PathBuf,
-    port: u16,
-    store: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl NatsServer {
-    fn start() -> Option<NatsServer> {
-        let bin = nats_binary()?;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut s = NatsServer {
-            bin,
-            port,
-            store: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        s.restart();
-        Some(s)
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Starts (again) on the same port and store: JetStream data survives.
-    fn restart(&mut self) {
-        self.kill();
-        let child = Command::new(&self.bin)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(self.store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+mod common;
+use common::nats::NatsServer;
 
 fn config(server: &NatsServer) -> NatsConfig {
     NatsConfig {
@@ -387,4 +307,81 @@ async fn an_approval_through_kv_resumes_a_replayed_plan() {
     let record = store.get(incident, 2).await.unwrap().unwrap();
     assert_eq!(record.action, "rollout_undo");
     assert_eq!(record.answer.unwrap().by, "alice");
+}
+
+fn incident(id: &str, severity: medic::model::Severity) -> medic::incident::Incident {
+    medic::incident::Incident {
+        id: id.into(),
+        opened_at: 100,
+        severity,
+        signals: Vec::new(),
+        affected: Default::default(),
+        candidates: Vec::new(),
+        diagnosis: None,
+        actions: Vec::new(),
+        escalations: Vec::new(),
+        timeline: Vec::new(),
+        resolved_at: None,
+    }
+}
+
+fn intent(step: usize) -> medic::journal::IntentEntry {
+    medic::journal::IntentEntry {
+        incident: "inc-1".into(),
+        playbook: "pb".into(),
+        step,
+        action: medic::act::Action::CordonNode,
+        target: ObjectRef::node("node-a"),
+        at: 120,
+        rollback: false,
+        revision: None,
+        wanted_replicas: None,
+    }
+}
+
+#[tokio::test]
+async fn the_journal_in_jetstream_keeps_each_incidents_latest_state_and_every_action() {
+    use medic::journal::{Entry, JetStreamJournal};
+    let Some(mut server) = NatsServer::start() else {
+        return;
+    };
+    let day = Duration::from_secs(86_400);
+    let js = connect_nats(&config(&server)).await.unwrap();
+    let (journal, restored) = JetStreamJournal::open(js.clone(), "MEDIC_JOURNAL", day)
+        .await
+        .unwrap();
+    assert_eq!(restored, medic::journal::Restored::default());
+    let done = medic::journal::found_done(&intent(1), Risk::Low);
+    let v2 = incident("inc-1", medic::model::Severity::Critical);
+    for entry in [
+        Entry::Incident(Box::new(incident("inc-1", medic::model::Severity::High))),
+        Entry::Intent(intent(1)),
+        Entry::Result {
+            incident: "inc-1".into(),
+            record: done.clone(),
+        },
+        Entry::Intent(intent(2)),
+        Entry::Incident(Box::new(v2.clone())),
+        Entry::Tick { at: 120 },
+        Entry::Tick { at: 150 },
+    ] {
+        journal.append(&entry).await.unwrap();
+    }
+    // Rollups keep one incident state and one tick: 3 actions + 1 + 1.
+    let mut stream = js.get_stream("MEDIC_JOURNAL").await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 5);
+    // Another replica (or this one restarted), after NATS itself restarted.
+    server.restart();
+    let js = connect_nats(&config(&server)).await.unwrap();
+    let (_, restored) = JetStreamJournal::open(js, "MEDIC_JOURNAL", day)
+        .await
+        .unwrap();
+    let mut want = v2;
+    want.actions.push(done);
+    assert_eq!(restored.incidents.len(), 1);
+    assert_eq!(restored.incidents[0].severity, want.severity);
+    assert_eq!(restored.incidents[0].actions, want.actions);
+    assert_eq!(restored.unfinished, vec![intent(2)], "step 2 has no result");
+    assert_eq!(restored.last_tick, Some(150));
+    assert_eq!(restored.cut, None);
 }

@@ -14,9 +14,7 @@ use crate::escalate::{
 };
 use crate::guard::{self, Done, Intent, Refusal, Situation};
 use crate::incident::{Incident, Stage};
-use crate::journal::{
-    Entry, FileJournal, IntentEntry, Reconciled, found_done, pause_point, reconcile,
-};
+use crate::journal::{Entry, IntentEntry, Journal, Reconciled, found_done, pause_point, reconcile};
 use crate::metrics::Metrics;
 use crate::model::{ObjectRef, Risk, Timestamp, format_secs};
 use crate::plan::{Decision, Plan, PlannedStep, approvable, build_context, decide};
@@ -124,7 +122,7 @@ pub struct Ports<'a> {
     /// guards need besides this incident.
     pub guards: &'a GuardView,
     /// Where intents and results are written before and after each action.
-    pub journal: Option<&'a FileJournal>,
+    pub journal: Option<&'a Journal>,
     pub config: &'a Config,
     pub snapshot: &'a ClusterSnapshot,
 }
@@ -666,7 +664,7 @@ impl PlanRun {
                     .and_then(|w| request.wanted_replicas(w.replicas.unwrap_or(0)).ok()),
             };
             // Fail closed: an action medic could not write down is not taken.
-            if let Err(e) = journal.append(&Entry::Intent(intent), true) {
+            if let Err(e) = journal.append(&Entry::Intent(intent), true).await {
                 let text = format!(
                     "{} {target} not run: cannot record the intent: {e}",
                     step.action
@@ -729,7 +727,7 @@ impl PlanRun {
                 incident: inc.id.clone(),
                 record: record.clone(),
             };
-            if let Err(e) = journal.append(&entry, true) {
+            if let Err(e) = journal.append(&entry, true).await {
                 // The action happened; the incident's state at the end of
                 // the cycle records it too.
                 tracing::error!(incident = %inc.id, error = %e, "action result not journaled");

@@ -12,7 +12,7 @@ use crate::diagnose::{Diagnosis, diagnose, fingerprint, prompt_input};
 use crate::escalate::{ApprovalStore, Escalation, Escalator, MemoryApprovals, Notification};
 use crate::guard::{Storm, StormChange};
 use crate::incident::{Incident, Stage, Topology, correlate, rank_root_causes};
-use crate::journal::{Entry, FileJournal, IntentEntry, Restored};
+use crate::journal::{Entry, IntentEntry, Journal, Restored};
 use crate::metrics::Metrics;
 use crate::model::{ObjectRef, Severity, Timestamp, format_secs};
 use crate::plan::{Plan, matching_playbooks, select_playbook};
@@ -20,6 +20,9 @@ use crate::playbook::Library;
 use crate::signal::{AlertEvent, DetectorOutcome, SignalEvent, SignalTracker};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+
+/// How often an unchanged open incident is written to the journal again.
+const REJOURNAL_OPEN_AFTER: Timestamp = 24 * 3600;
 
 /// Per-incident planning state.
 #[derive(Debug, Default)]
@@ -48,9 +51,11 @@ pub struct Engine {
     approvals: Arc<dyn ApprovalStore>,
     /// `paused` as medic.yaml says; the API may pause on top of it.
     paused_by_config: bool,
-    journal: Option<Arc<FileJournal>>,
+    journal: Option<Arc<Journal>>,
     /// A hash of each incident as last written to the journal.
     written: BTreeMap<String, u64>,
+    /// When each incident was last written.
+    written_at: BTreeMap<String, Timestamp>,
     storm: Storm,
     tracker: SignalTracker,
     incidents: Vec<Incident>,
@@ -107,6 +112,7 @@ impl Engine {
             paused_by_config,
             journal: None,
             written: BTreeMap::new(),
+            written_at: BTreeMap::new(),
             storm: Storm::default(),
             tracker: SignalTracker::new(),
             incidents: Vec::new(),
@@ -191,12 +197,12 @@ impl Engine {
     /// result was never written.
     pub fn with_journal(
         mut self,
-        journal: Arc<FileJournal>,
+        journal: Arc<Journal>,
         restored: Restored,
         now: Timestamp,
     ) -> Self {
         if let Some(cut) = &restored.cut {
-            tracing::warn!(journal = %journal.path().display(), "journal read stopped early: {cut}");
+            tracing::warn!(journal = %journal.describe(), "journal read stopped early: {cut}");
         }
         for inc in &restored.incidents {
             if let Ok(text) = serde_json::to_string(inc) {
@@ -230,7 +236,7 @@ impl Engine {
     }
 
     /// Writes the incidents that changed this cycle, then the cycle's time.
-    fn journal_tick(&mut self, now: Timestamp) {
+    async fn journal_tick(&mut self, now: Timestamp) {
         let Some(journal) = &self.journal else { return };
         for inc in &self.incidents {
             // A resolved incident no longer changes: once written, skip it
@@ -242,17 +248,27 @@ impl Engine {
                 continue;
             };
             let h = hash(&text);
-            if self.written.get(&inc.id) == Some(&h) {
+            // An open incident is written again once a day even unchanged, so
+            // a journal that ages records out (JetStream's maxAge) keeps it.
+            let fresh = self
+                .written_at
+                .get(&inc.id)
+                .is_some_and(|t| now - t < REJOURNAL_OPEN_AFTER);
+            if self.written.get(&inc.id) == Some(&h) && (fresh || !inc.is_open()) {
                 continue;
             }
-            match journal.append(&Entry::Incident(Box::new(inc.clone())), false) {
+            match journal
+                .append(&Entry::Incident(Box::new(inc.clone())), false)
+                .await
+            {
                 Ok(()) => {
                     self.written.insert(inc.id.clone(), h);
+                    self.written_at.insert(inc.id.clone(), now);
                 }
                 Err(e) => tracing::error!(incident = %inc.id, error = %e, "incident not journaled"),
             }
         }
-        if let Err(e) = journal.append(&Entry::Tick { at: now }, true) {
+        if let Err(e) = journal.append(&Entry::Tick { at: now }, true).await {
             tracing::error!(error = %e, "journal tick not written");
         }
     }
@@ -318,7 +334,7 @@ impl Engine {
                 );
             }
         }
-        self.journal_tick(now);
+        self.journal_tick(now).await;
     }
 
     /// What medic's runs did recently: the guards' input, built once a

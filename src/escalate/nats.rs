@@ -44,6 +44,11 @@ pub struct NatsConfig {
     pub approvals_bucket: String,
     /// How long the stream keeps messages.
     pub max_age: crate::model::Secs,
+    /// The stream the journal lives in, shared by the replicas.
+    pub journal_stream: String,
+    /// How long the journal stream keeps a record (open incidents are
+    /// written again daily, so they never age out).
+    pub journal_max_age: crate::model::Secs,
 }
 
 impl Default for NatsConfig {
@@ -54,6 +59,8 @@ impl Default for NatsConfig {
             stream: "MEDIC".into(),
             approvals_bucket: "medic-approvals".into(),
             max_age: crate::model::Secs(7 * 24 * 3600),
+            journal_stream: "MEDIC_JOURNAL".into(),
+            journal_max_age: crate::model::Secs(30 * 24 * 3600),
         }
     }
 }

@@ -18,6 +18,8 @@ pub enum JournalError {
         path: String,
         source: serde_json::Error,
     },
+    #[error("journal in JetStream stream {stream}: {reason}")]
+    Nats { stream: String, reason: String },
 }
 
 pub struct FileJournal {

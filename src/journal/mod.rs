@@ -11,9 +11,11 @@
 //! ones.
 
 mod file;
+mod jetstream;
 mod reconcile;
 
 pub use file::{FileJournal, JournalError};
+pub use jetstream::JetStreamJournal;
 pub use reconcile::{Reconciled, reconcile};
 
 use crate::act::{Action, ActionRecord, ActionResult};
@@ -21,6 +23,31 @@ use crate::incident::Incident;
 use crate::model::{ObjectRef, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// Where the journal lives: a file per replica by default, or with NATS a
+/// JetStream stream every replica shares.
+pub enum Journal {
+    File(FileJournal),
+    JetStream(Box<JetStreamJournal>),
+}
+
+impl Journal {
+    /// Appends a record; `durable` waits until it is stored (fsync for the
+    /// file; JetStream always waits for the stream's acknowledgement).
+    pub async fn append(&self, entry: &Entry, durable: bool) -> Result<(), JournalError> {
+        match self {
+            Journal::File(f) => f.append(entry, durable),
+            Journal::JetStream(j) => j.append(entry).await,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Journal::File(f) => f.path().display().to_string(),
+            Journal::JetStream(j) => j.describe(),
+        }
+    }
+}
 
 /// What medic is about to do, written before it does it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +98,7 @@ impl Restored {
         let mut incidents: BTreeMap<String, Incident> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
         let mut unfinished: Vec<IntentEntry> = Vec::new();
+        let mut results: Vec<(String, ActionRecord)> = Vec::new();
         let mut last_tick = None;
         for entry in entries {
             match entry {
@@ -83,27 +111,7 @@ impl Restored {
                             && i.rollback == record.rollback
                             && Some(&i.target) == record.target.as_ref())
                     });
-                    if let Some(inc) = incidents.get_mut(&incident)
-                        && !inc.actions.contains(&record)
-                    {
-                        // The cycle's own timeline entry was not written yet.
-                        inc.timeline.push(crate::incident::TimelineEntry {
-                            at: record.at,
-                            stage: crate::incident::Stage::Execute,
-                            text: format!(
-                                "{} {} [{} risk]: {:?}: {} (from the journal)",
-                                record.action,
-                                record
-                                    .target
-                                    .as_ref()
-                                    .map_or(String::new(), ToString::to_string),
-                                record.risk,
-                                record.result,
-                                record.message
-                            ),
-                        });
-                        inc.actions.push(record);
-                    }
+                    results.push((incident, record));
                 }
                 Entry::Incident(inc) => {
                     let inc = *inc;
@@ -114,6 +122,31 @@ impl Restored {
                     incidents.insert(inc.id.clone(), inc);
                 }
                 Entry::Tick { at } => last_tick = Some(at),
+            }
+        }
+        // After the fold, so a result counts whatever the order of the
+        // records (a JetStream rollup moves an incident's state to the end).
+        for (incident, record) in results {
+            if let Some(inc) = incidents.get_mut(&incident)
+                && !inc.actions.contains(&record)
+            {
+                // The cycle's own timeline entry was not written yet.
+                inc.timeline.push(crate::incident::TimelineEntry {
+                    at: record.at,
+                    stage: crate::incident::Stage::Execute,
+                    text: format!(
+                        "{} {} [{} risk]: {:?}: {} (from the journal)",
+                        record.action,
+                        record
+                            .target
+                            .as_ref()
+                            .map_or(String::new(), ToString::to_string),
+                        record.risk,
+                        record.result,
+                        record.message
+                    ),
+                });
+                inc.actions.push(record);
             }
         }
         Restored {

@@ -62,6 +62,9 @@ pub struct ReplayOptions {
     /// A directory for the journal and the simulated cluster's objects: a
     /// replay killed midway and started again resumes from it.
     pub journal: Option<std::path::PathBuf>,
+    /// With `journal`: keep the journal in this NATS server's JetStream
+    /// (as `medic run` does with NATS) instead of the directory.
+    pub journal_nats: Option<crate::escalate::NatsConfig>,
 }
 
 impl ReplayOptions {
@@ -77,6 +80,7 @@ impl ReplayOptions {
             live_llm: None,
             approvals: None,
             journal: None,
+            journal_nats: None,
         }
     }
 }
@@ -172,7 +176,26 @@ async fn prepare(
     }
     let mut resume_after = None;
     if let Some(dir) = &options.journal {
-        let (journal, restored) = crate::journal::FileJournal::open(&dir.join("journal.log"))?;
+        let (journal, restored) = match &options.journal_nats {
+            Some(nats) => {
+                let js = crate::escalate::connect_nats(nats).await.map_err(|e| {
+                    crate::journal::JournalError::Nats {
+                        stream: nats.journal_stream.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                let max_age =
+                    std::time::Duration::from_secs(nats.journal_max_age.0.max(3600).unsigned_abs());
+                let (j, r) =
+                    crate::journal::JetStreamJournal::open(js, &nats.journal_stream, max_age)
+                        .await?;
+                (crate::journal::Journal::JetStream(Box::new(j)), r)
+            }
+            None => {
+                let (j, r) = crate::journal::FileJournal::open(&dir.join("journal.log"))?;
+                (crate::journal::Journal::File(j), r)
+            }
+        };
         resume_after = restored.last_tick;
         let now = resume_after.unwrap_or(start);
         engine = engine.with_journal(Arc::new(journal), restored, now);

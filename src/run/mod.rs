@@ -25,7 +25,7 @@ use crate::escalate::{
 use crate::ha::Leadership;
 use crate::incident::Incident;
 use crate::incident::Topology;
-use crate::journal::FileJournal;
+use crate::journal::{FileJournal, JetStreamJournal, Journal};
 use crate::metrics::{Metrics, MetricsError, PrometheusMetrics};
 use crate::model::Timestamp;
 use crate::playbook::{Library, LoadError};
@@ -142,30 +142,15 @@ pub async fn run(
     });
     let interval = Duration::from_secs(config.interval.0.max(1).unsigned_abs());
     let step = config.interval.0.max(1);
-    let llm_config = config.llm.clone();
-    let journal_path = PathBuf::from(&config.state_dir).join("journal.log");
-    let (journal, restored) = FileJournal::open(&journal_path)?;
-    tracing::info!(
-        journal = %journal_path.display(),
-        incidents = restored.incidents.len(),
-        unfinished = restored.unfinished.len(),
-        "journal opened"
-    );
-    let mut engine = Engine::new(
+    let parts = EngineParts {
         config,
-        library,
-        Topology::default(),
         cluster,
-        metrics.clone(),
-        people.escalator.clone(),
-    )
-    .with_approvals(people.approvals.clone())
-    .with_journal(Arc::new(journal), restored, unix_now());
-    match live_llm(&llm_config) {
-        Ok(Some(llm)) => engine = engine.with_advisor(Advisor::new(Arc::new(llm), llm_config)),
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "LLM not usable; diagnosis is rule-based"),
-    }
+        metrics: metrics.clone(),
+        escalator: people.escalator.clone(),
+        approvals: people.approvals.clone(),
+        js: people.js.clone(),
+    };
+    let mut engine = parts.build(library).await?;
     tokio::pin!(shutdown);
     let mut next = tokio::time::Instant::now();
     let mut leading = None;
@@ -185,6 +170,20 @@ pub async fn run(
             }
         }
         let leads = leader.as_ref().is_none_or(|l| l.is_leader());
+        if leading == Some(false) && leads {
+            // Taking over: start from what the journal holds now (with
+            // JetStream, what the previous leader intended and did), not
+            // from what this replica read when it started.
+            match parts.build(engine.library().clone()).await {
+                Ok(fresh) => engine = fresh,
+                Err(e) => {
+                    // Fail closed: a leader that cannot read the journal
+                    // does not act; it tries again next cycle.
+                    tracing::error!(error = %e, "cannot read the journal on taking over; not acting this cycle");
+                    continue;
+                }
+            }
+        }
         if leading != Some(leads) {
             if let Some(l) = &leader {
                 tracing::info!(
@@ -240,9 +239,69 @@ pub async fn run(
     Ok(())
 }
 
+/// What an engine is built from, kept so a replica taking over leadership
+/// can build a fresh one from the journal.
+struct EngineParts {
+    config: Config,
+    cluster: Arc<dyn Cluster>,
+    metrics: Arc<PrometheusMetrics>,
+    escalator: Arc<dyn Escalator>,
+    approvals: Arc<dyn ApprovalStore>,
+    js: Option<async_nats::jetstream::Context>,
+}
+
+impl EngineParts {
+    /// Opens the journal (the JetStream stream with NATS, else the file in
+    /// stateDir), reads it back and builds the engine from it.
+    async fn build(&self, library: Library) -> Result<Engine, RunError> {
+        let config = &self.config;
+        let (journal, restored) = match &self.js {
+            Some(js) => {
+                let max_age =
+                    Duration::from_secs(config.nats.journal_max_age.0.max(3600).unsigned_abs());
+                let (j, r) =
+                    JetStreamJournal::open(js.clone(), &config.nats.journal_stream, max_age)
+                        .await?;
+                (Journal::JetStream(Box::new(j)), r)
+            }
+            None => {
+                let path = PathBuf::from(&config.state_dir).join("journal.log");
+                let (j, r) = FileJournal::open(&path)?;
+                (Journal::File(j), r)
+            }
+        };
+        tracing::info!(
+            journal = %journal.describe(),
+            incidents = restored.incidents.len(),
+            unfinished = restored.unfinished.len(),
+            "journal opened"
+        );
+        let mut engine = Engine::new(
+            config.clone(),
+            library,
+            Topology::default(),
+            self.cluster.clone(),
+            self.metrics.clone(),
+            self.escalator.clone(),
+        )
+        .with_approvals(self.approvals.clone())
+        .with_journal(Arc::new(journal), restored, unix_now());
+        match live_llm(&config.llm) {
+            Ok(Some(llm)) => {
+                engine = engine.with_advisor(Advisor::new(Arc::new(llm), config.llm.clone()))
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "LLM not usable; diagnosis is rule-based"),
+        }
+        Ok(engine)
+    }
+}
+
 /// Where escalations go and approvals live: NATS when configured (through
 /// the on-disk outbox), else the log and memory.
 struct People {
+    /// The JetStream context when NATS is configured; the journal uses it.
+    js: Option<async_nats::jetstream::Context>,
     escalator: Arc<dyn Escalator>,
     approvals: Arc<dyn ApprovalStore>,
     outbox: Option<Arc<Outbox>>,
@@ -253,10 +312,15 @@ impl People {
     async fn open(config: &Config) -> Result<People, RunError> {
         let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
         let mut approvals: Arc<dyn ApprovalStore> = Arc::new(MemoryApprovals::default());
+        let mut nats = None;
         if config.nats.enabled() {
             let js = connect_nats(&config.nats).await?;
             sinks.push(Arc::new(NatsSink::new(js.clone(), config.nats.clone())));
-            approvals = Arc::new(NatsApprovals::new(js, &config.nats.approvals_bucket));
+            approvals = Arc::new(NatsApprovals::new(
+                js.clone(),
+                &config.nats.approvals_bucket,
+            ));
+            nats = Some(js);
         }
         let mut slack = None;
         if config.slack.enabled() {
@@ -278,6 +342,7 @@ impl People {
         }
         if sinks.is_empty() {
             return Ok(People {
+                js: nats,
                 escalator: Arc::new(MemoryEscalator::default()),
                 approvals,
                 outbox: None,
@@ -287,6 +352,7 @@ impl People {
         let dir = PathBuf::from(&config.state_dir).join("outbox");
         let outbox = Arc::new(Outbox::open(&dir, sinks)?);
         Ok(People {
+            js: nats,
             escalator: outbox.clone(),
             approvals,
             outbox: Some(outbox),
