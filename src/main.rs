@@ -148,7 +148,8 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// Act on the objects of this fixture in memory instead of the cluster
-        /// (for trying medic against a real Prometheus without a cluster).
+        /// (for trying medic against a real Prometheus without a cluster; what
+        /// medic does to them is kept in stateDir/cluster.json across restarts).
         #[arg(long)]
         sim_cluster: Option<PathBuf>,
     },
@@ -593,7 +594,11 @@ async fn run_command(config: PathBuf, sim_cluster: Option<PathBuf>) -> Result<Ex
                     c
                 })
                 .collect();
-            let sim = medic::cluster::SimCluster::new(loaded.objects.clone(), changes);
+            // Kept in stateDir, so a restarted medic sees what it already did.
+            std::fs::create_dir_all(&config.state_dir)
+                .with_context(|| format!("cannot create stateDir {}", config.state_dir))?;
+            let sim = medic::cluster::SimCluster::new(loaded.objects.clone(), changes)
+                .persisted(&std::path::Path::new(&config.state_dir).join("cluster.json"))?;
             (Arc::new(sim), None)
         }
         None => {

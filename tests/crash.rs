@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+#[allow(dead_code)]
 mod common;
 use common::nats::NatsServer;
 

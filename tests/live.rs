@@ -3,29 +3,13 @@
 //! cluster, an incident detected, remediated and resolved, seen through
 //! medic's own HTTP API.
 
-use axum::Router;
-use axum::routing::get;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[allow(dead_code)]
+mod common;
+use common::live::{Killed, exporter_and_prometheus, free_port};
 
 const PLAYBOOKS: &str = r#"apiVersion: medic.dev/v1alpha1
 kind: Detector
@@ -71,46 +55,8 @@ expect: {}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
     // The exporter: a restart counter the test makes climb, then stop.
-    let restarts = Arc::new(AtomicU64::new(0));
-    let r = restarts.clone();
-    let exporter = Router::new().route(
-        "/metrics",
-        get(move || {
-            let n = r.load(Ordering::SeqCst);
-            async move {
-                format!(
-                    "# TYPE kube_pod_container_status_restarts_total counter\nkube_pod_container_status_restarts_total{{namespace=\"shop\",pod=\"api-7c9-x\",container=\"api\"}} {n}\n"
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let exporter_addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, exporter).await.unwrap() });
-
     let dir = tempfile::tempdir().unwrap();
-    let prom_port = free_port();
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        format!("global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: exporter\n    static_configs: [{{targets: ['{exporter_addr}']}}]\n"),
-    )
-    .unwrap();
-    let _prometheus = Killed(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus must be installed (scripts/install-deps)"),
-    );
+    let (restarts, _prometheus, prom_port) = exporter_and_prometheus(dir.path()).await;
     let playbooks = dir.path().join("playbooks");
     std::fs::create_dir(&playbooks).unwrap();
     std::fs::write(playbooks.join("live.yaml"), PLAYBOOKS).unwrap();

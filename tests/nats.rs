@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[allow(dead_code)]
 mod common;
 use common::nats::NatsServer;
 

@@ -1,0 +1,73 @@
+//! What the `medic run` tests share: a loopback exporter whose restart
+//! counter the test drives, a real Prometheus scraping it every second, and
+//! processes killed when the test ends.
+
+use axum::Router;
+use axum::routing::get;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A child process killed on drop.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Serves `kube_pod_container_status_restarts_total` for pod shop/api-7c9-x
+/// with the counter's value; returns the counter and the Prometheus that
+/// scrapes it (its port).
+pub async fn exporter_and_prometheus(dir: &Path) -> (Arc<AtomicU64>, Killed, u16) {
+    let restarts = Arc::new(AtomicU64::new(0));
+    let r = restarts.clone();
+    let exporter = Router::new().route(
+        "/metrics",
+        get(move || {
+            let n = r.load(Ordering::SeqCst);
+            async move {
+                format!(
+                    "# TYPE kube_pod_container_status_restarts_total counter\nkube_pod_container_status_restarts_total{{namespace=\"shop\",pod=\"api-7c9-x\",container=\"api\"}} {n}\n"
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let exporter_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, exporter).await.unwrap() });
+    let prom_port = free_port();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!("global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: exporter\n    static_configs: [{{targets: ['{exporter_addr}']}}]\n"),
+    )
+    .unwrap();
+    let prometheus = Killed(
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus must be installed (scripts/install-deps)"),
+    );
+    (restarts, prometheus, prom_port)
+}
