@@ -168,6 +168,9 @@ enum Command {
         /// Pods in the 24-hour replay; 0 skips it.
         #[arg(long, default_value_t = 200)]
         replay_pods: usize,
+        /// Only the decision-latency figure (no Prometheus needed), e.g. to profile it.
+        #[arg(long)]
+        decision_only: bool,
     },
     /// Approve the step an incident waits at (through a running medic's API).
     Approve(AnswerArgs),
@@ -241,14 +244,18 @@ fn main() -> ExitCode {
                 cycles,
                 alerts,
                 replay_pods,
+                decision_only,
             } => {
-                replay::check_tools()?;
+                if !decision_only {
+                    replay::check_tools()?;
+                }
                 let options = medic::bench::BenchOptions {
                     pods,
                     nodes,
                     cycles,
                     alerts,
                     replay_pods,
+                    decision_only,
                 };
                 print!("{}", medic::bench::run(&options).await?);
                 Ok(ExitCode::SUCCESS)

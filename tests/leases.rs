@@ -215,7 +215,7 @@ struct Probe {
 
 #[async_trait::async_trait]
 impl Cluster for Probe {
-    async fn snapshot(&self) -> Result<ClusterSnapshot, ClusterError> {
+    async fn snapshot(&self) -> Result<std::sync::Arc<ClusterSnapshot>, ClusterError> {
         self.sim.snapshot().await
     }
     async fn perform(&self, r: &ActionRequest) -> Result<String, ClusterError> {

@@ -460,8 +460,13 @@ impl PlanRun {
                 return false;
             }
         };
+        let verdict = record.verdict(now);
+        if verdict == Verdict::Pending {
+            // The common case, every tick until someone answers: no digest.
+            return false;
+        }
         let digest = plan_digest(&self.plan.playbook, &self.plan.lines());
-        match record.verdict(now) {
+        match verdict {
             Verdict::Pending => false,
             Verdict::Approved(a) if record.plan_digest != digest => {
                 let reason = format!(

@@ -43,6 +43,8 @@ pub struct BenchOptions {
     pub alerts: usize,
     /// Pods of the 24-hour replay fixture; 0 skips it.
     pub replay_pods: usize,
+    /// Only the decision-latency figure: no Prometheus, for profiling.
+    pub decision_only: bool,
 }
 
 const T0: Timestamp = 1_704_067_200;
@@ -89,6 +91,11 @@ pub async fn run(o: &BenchOptions) -> Result<String, BenchError> {
         o.nodes,
         library.detectors.len()
     );
+    if o.decision_only {
+        let _ = writeln!(out, "\n## Decision latency ({} open signals)", o.pods);
+        out.push_str(&decision(&shape, &library).await);
+        return Ok(out);
+    }
 
     // 1. Detection cycle against a real Prometheus.
     let samples = 12;

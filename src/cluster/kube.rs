@@ -440,7 +440,7 @@ fn rfc3339(at: Timestamp) -> String {
 
 #[async_trait]
 impl Cluster for KubeCluster {
-    async fn snapshot(&self) -> Result<ClusterSnapshot, ClusterError> {
+    async fn snapshot(&self) -> Result<std::sync::Arc<ClusterSnapshot>, ClusterError> {
         let all = ObjectRef::cluster("Cluster", "all");
         let lp = ListParams::default();
         let nodes = Api::<Node>::all(self.client.clone())
@@ -495,7 +495,9 @@ impl Cluster for KubeCluster {
                 })
             })
             .collect();
-        Ok(ClusterSnapshot::from_objects(&objects, changes))
+        Ok(std::sync::Arc::new(ClusterSnapshot::from_objects(
+            &objects, changes,
+        )))
     }
 
     async fn perform(&self, req: &ActionRequest) -> Result<String, ClusterError> {

@@ -85,7 +85,8 @@ impl ActionRequest {
 #[async_trait]
 pub trait Cluster: Send + Sync {
     /// What the planner and correlator need to know, read now.
-    async fn snapshot(&self) -> Result<ClusterSnapshot, ClusterError>;
+    /// Shared, so a cached view is handed out without copying it.
+    async fn snapshot(&self) -> Result<std::sync::Arc<ClusterSnapshot>, ClusterError>;
 
     /// Performs one action and says what it did.
     async fn perform(&self, request: &ActionRequest) -> Result<String, ClusterError>;

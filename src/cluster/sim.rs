@@ -15,7 +15,7 @@ const REVISION: &str = "deployment.kubernetes.io/revision";
 struct State {
     objects: BTreeMap<ObjectRef, ClusterObject>,
     /// The snapshot of `objects`, until they change.
-    cached: Option<ClusterSnapshot>,
+    cached: Option<std::sync::Arc<ClusterSnapshot>>,
     logs: BTreeMap<ObjectRef, String>,
     changes: Vec<ChangeEvent>,
     performed: Vec<ActionRequest>,
@@ -103,13 +103,16 @@ impl SimCluster {
 
 #[async_trait]
 impl Cluster for SimCluster {
-    async fn snapshot(&self) -> Result<ClusterSnapshot, ClusterError> {
+    async fn snapshot(&self) -> Result<std::sync::Arc<ClusterSnapshot>, ClusterError> {
         let mut state = self.lock();
         if let Some(snap) = &state.cached {
             return Ok(snap.clone());
         }
         let objects: Vec<ClusterObject> = state.objects.values().cloned().collect();
-        let snap = ClusterSnapshot::from_objects(&objects, state.changes.clone());
+        let snap = std::sync::Arc::new(ClusterSnapshot::from_objects(
+            &objects,
+            state.changes.clone(),
+        ));
         state.cached = Some(snap.clone());
         Ok(snap)
     }

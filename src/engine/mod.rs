@@ -295,7 +295,7 @@ impl Engine {
         // last one but take no action this tick.
         let fresh = match self.cluster.snapshot().await {
             Ok(s) => {
-                self.last_snapshot = Arc::new(s);
+                self.last_snapshot = s;
                 true
             }
             Err(e) => {

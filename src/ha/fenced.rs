@@ -112,7 +112,7 @@ impl FencedCluster {
 
 #[async_trait]
 impl Cluster for FencedCluster {
-    async fn snapshot(&self) -> Result<ClusterSnapshot, ClusterError> {
+    async fn snapshot(&self) -> Result<std::sync::Arc<ClusterSnapshot>, ClusterError> {
         self.inner.snapshot().await
     }
 

@@ -4,7 +4,7 @@
 
 use super::{Detector, DetectorOutcome, Signal};
 use crate::model::{ObjectRef, Timestamp};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SignalEvent {
@@ -27,7 +27,9 @@ struct State {
 
 #[derive(Debug, Default)]
 pub struct SignalTracker {
-    states: BTreeMap<(String, ObjectRef), State>,
+    /// By detector, then target: a tick touches one detector's map at a
+    /// time and finds a known target without building a key.
+    states: BTreeMap<String, BTreeMap<ObjectRef, State>>,
 }
 
 impl SignalTracker {
@@ -37,14 +39,18 @@ impl SignalTracker {
 
     /// Number of signals currently firing.
     pub fn firing(&self) -> usize {
-        self.states.values().filter(|s| s.firing).count()
+        self.states
+            .values()
+            .flat_map(BTreeMap::values)
+            .filter(|s| s.firing)
+            .count()
     }
 
     /// Marks a signal firing, as it was before a restart, so it clears
     /// when its detector stops returning it (and is not fired again).
     pub fn restore(&mut self, signal: &super::Signal, now: Timestamp) {
-        self.states.insert(
-            (signal.name.clone(), signal.target.clone()),
+        self.states.entry(signal.name.clone()).or_default().insert(
+            signal.target.clone(),
             State {
                 pending_since: signal.onset,
                 last_seen: now,
@@ -58,9 +64,10 @@ impl SignalTracker {
     /// Signals firing now, by detector.
     pub fn firing_by_detector(&self) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
-        for ((name, _), s) in &self.states {
-            if s.firing {
-                *out.entry(name.clone()).or_insert(0) += 1;
+        for (name, targets) in &self.states {
+            let n = targets.values().filter(|s| s.firing).count();
+            if n > 0 {
+                out.insert(name.clone(), n);
             }
         }
         out
@@ -93,15 +100,18 @@ impl SignalTracker {
                     }
                 }
             }
+            let states = self.states.entry(d.name.clone()).or_default();
             for (target, (value, labels)) in &seen {
-                let key = (d.name.clone(), target.clone());
-                let state = self.states.entry(key).or_insert(State {
-                    pending_since: now,
-                    last_seen: now,
-                    firing: false,
-                    onset_value: *value,
-                    peak: *value,
-                });
+                let state = match states.get_mut(target) {
+                    Some(s) => s,
+                    None => states.entry(target.clone()).or_insert(State {
+                        pending_since: now,
+                        last_seen: now,
+                        firing: false,
+                        onset_value: *value,
+                        peak: *value,
+                    }),
+                };
                 state.last_seen = now;
                 state.peak = state.peak.max(*value);
                 if !state.firing && now - state.pending_since >= d.spec.for_.0 {
@@ -124,25 +134,28 @@ impl SignalTracker {
                     }));
                 }
             }
-            let present: BTreeSet<&ObjectRef> = seen.keys().collect();
-            let keep = d.spec.keep_firing_for.0;
-            self.states.retain(|(name, target), state| {
-                if name != &d.name || present.contains(target) {
-                    return true;
-                }
-                if !state.firing {
-                    return false;
-                }
-                if now - state.last_seen > keep {
-                    events.push(SignalEvent::Cleared {
-                        name: name.clone(),
-                        target: target.clone(),
-                        at: now,
-                    });
-                    return false;
-                }
-                true
-            });
+            // Targets not seen this time: a pending one is dropped, a firing
+            // one clears once it has been absent longer than keepFiringFor.
+            if states.len() > seen.len() {
+                let keep = d.spec.keep_firing_for.0;
+                states.retain(|target, state| {
+                    if seen.contains_key(target) {
+                        return true;
+                    }
+                    if !state.firing {
+                        return false;
+                    }
+                    if now - state.last_seen > keep {
+                        events.push(SignalEvent::Cleared {
+                            name: d.name.clone(),
+                            target: target.clone(),
+                            at: now,
+                        });
+                        return false;
+                    }
+                    true
+                });
+            }
         }
         events
     }
