@@ -42,6 +42,40 @@ pub fn check_tools() -> Result<(), PrometheusError> {
     Ok(())
 }
 
+/// One promtool per core for inputs past a few hundred thousand samples;
+/// one for anything smaller, where starting a second costs more than it saves.
+fn backfill_jobs(openmetrics: &str) -> usize {
+    const PER_JOB: usize = 32 << 20; // bytes of input, about 400,000 samples
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (openmetrics.len() / PER_JOB + 1).min(cores).min(8)
+}
+
+/// Splits OpenMetrics text into `n` parts of about equal size, cutting only
+/// between metrics (a metric's samples must stay together), each ending
+/// with `# EOF`.
+fn split_by_metric(openmetrics: &str, n: usize) -> Vec<String> {
+    let body = openmetrics.strip_suffix("# EOF\n").unwrap_or(openmetrics);
+    if n <= 1 || body.is_empty() {
+        return vec![format!("{body}# EOF\n")];
+    }
+    let target = body.len() / n + 1;
+    let mut parts = Vec::with_capacity(n);
+    let mut current = String::with_capacity(target + 1024);
+    let mut last_metric = "";
+    for line in body.split_inclusive('\n') {
+        let metric = line.split(['{', ' ']).next().unwrap_or("");
+        if current.len() >= target && metric != last_metric && parts.len() + 1 < n {
+            current.push_str("# EOF\n");
+            parts.push(std::mem::take(&mut current));
+        }
+        current.push_str(line);
+        last_metric = metric;
+    }
+    current.push_str("# EOF\n");
+    parts.push(current);
+    parts
+}
+
 pub struct PrometheusServer {
     // Dropped first: kills the server before its directory is removed.
     child: Child,
@@ -55,22 +89,32 @@ impl PrometheusServer {
         let promtool = locate("promtool", "MEDIC_PROMTOOL")?;
         let prometheus = locate("prometheus", "MEDIC_PROMETHEUS")?;
         let dir = tempfile::Builder::new().prefix("medic-replay-").tempdir()?;
-        let input = dir.path().join("series.om");
         let data = dir.path().join("data");
-        tokio::fs::write(&input, openmetrics).await?;
-        let out = Command::new(&promtool)
-            .args(["tsdb", "create-blocks-from", "openmetrics"])
-            .arg(&input)
-            .arg(&data)
-            .kill_on_drop(true)
-            .output()
-            .await?;
-        if !out.status.success() {
-            let mut msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            if msg.is_empty() {
-                msg = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        // A large input is split by metric and backfilled by one promtool per
+        // core: their blocks overlap in time, which Prometheus merges.
+        let parts = split_by_metric(openmetrics, backfill_jobs(openmetrics));
+        let mut runs = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let input = dir.path().join(format!("series-{i}.om"));
+            tokio::fs::write(&input, part).await?;
+            runs.push(
+                Command::new(&promtool)
+                    .args(["tsdb", "create-blocks-from", "openmetrics"])
+                    .arg(&input)
+                    .arg(&data)
+                    .kill_on_drop(true)
+                    .output(),
+            );
+        }
+        for out in futures::future::join_all(runs).await {
+            let out = out?;
+            if !out.status.success() {
+                let mut msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                if msg.is_empty() {
+                    msg = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                }
+                return Err(PrometheusError::Backfill(msg));
             }
-            return Err(PrometheusError::Backfill(msg));
         }
         let config = dir.path().join("prometheus.yml");
         tokio::fs::write(&config, "global:\n  scrape_interval: 1m\n").await?;
@@ -134,4 +178,26 @@ impl PrometheusServer {
 fn free_port() -> std::io::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_between_metrics_only_and_keeps_every_line() {
+        let text = "a{x=\"1\"} 1 0\na{x=\"2\"} 1 0\nb 2 0\nb 3 60\nc{} 4 0\n# EOF\n";
+        let parts = split_by_metric(text, 2);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0], "a{x=\"1\"} 1 0\na{x=\"2\"} 1 0\n# EOF\n");
+        assert_eq!(parts[1], "b 2 0\nb 3 60\nc{} 4 0\n# EOF\n");
+        let joined: String = parts
+            .iter()
+            .map(|p| p.trim_end_matches("# EOF\n"))
+            .collect();
+        assert_eq!(format!("{joined}# EOF\n"), text);
+        assert_eq!(split_by_metric(text, 1), vec![text.to_string()]);
+        // One metric cannot be split, whatever `n` says.
+        assert_eq!(split_by_metric("a 1 0\na 2 60\n# EOF\n", 4).len(), 1);
+    }
 }
