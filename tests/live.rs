@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 #[allow(dead_code)]
 mod common;
-use common::live::{Killed, exporter_and_prometheus, free_port};
+use common::live::{Killed, exporter_and_prometheus, write_setup};
 
 const PLAYBOOKS: &str = r#"apiVersion: medic.dev/v1alpha1
 kind: Detector
@@ -57,20 +57,8 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
     // The exporter: a restart counter the test makes climb, then stop.
     let dir = tempfile::tempdir().unwrap();
     let (restarts, _prometheus, prom_port) = exporter_and_prometheus(dir.path()).await;
+    let medic_port = write_setup(dir.path(), PLAYBOOKS, CLUSTER, prom_port);
     let playbooks = dir.path().join("playbooks");
-    std::fs::create_dir(&playbooks).unwrap();
-    std::fs::write(playbooks.join("live.yaml"), PLAYBOOKS).unwrap();
-    std::fs::write(dir.path().join("cluster.yaml"), CLUSTER).unwrap();
-    let medic_port = free_port();
-    std::fs::write(
-        dir.path().join("medic.yaml"),
-        format!(
-            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{medic_port}\nplaybooksDir: {}\nprometheus: {{url: 'http://127.0.0.1:{prom_port}'}}\ncorrelation: {{settle: 1s, resolveAfter: 3s}}\nstateDir: {}\n",
-            playbooks.display(),
-            dir.path().join("state").display()
-        ),
-    )
-    .unwrap();
     let mut medic = Killed(
         Command::new(env!("CARGO_BIN_EXE_medic"))
             .args(["run", "--config"])

@@ -13,15 +13,25 @@ fn signals(r: &Report) -> Vec<(String, String, i64)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recorded_incident_replays_the_same() {
+/// The leak fixture, and a real Prometheus holding its series.
+async fn leak_in_prometheus() -> (Loaded, PrometheusServer) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/incidents/memory-leak-after-deploy.yaml");
     let original = Loaded::load(&path).unwrap();
+    let om = to_openmetrics(
+        &original.series,
+        original.start,
+        original.fixture.interval.0,
+    );
+    let server = PrometheusServer::start(&om, original.start).await.unwrap();
+    (original, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_incident_replays_the_same() {
+    let (original, server) = leak_in_prometheus().await;
     let start = original.start;
     let end = start + original.fixture.duration.0;
-    let om = to_openmetrics(&original.series, start, original.fixture.interval.0);
-    let server = PrometheusServer::start(&om, start).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("recorded.yaml");
     let (url, out2) = (server.url().to_string(), out.clone());
@@ -170,13 +180,9 @@ mod fake_api {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_with_kubeconfig_brings_its_objects_and_replays_the_same_plan() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/incidents/memory-leak-after-deploy.yaml");
-    let original = Loaded::load(&path).unwrap();
+    let (original, server) = leak_in_prometheus().await;
     let start = original.start;
     let end = start + original.fixture.duration.0;
-    let om = to_openmetrics(&original.series, start, original.fixture.interval.0);
-    let server = PrometheusServer::start(&om, start).await.unwrap();
     let objects: Vec<serde_json::Value> = original
         .fixture
         .cluster

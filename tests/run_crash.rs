@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 #[allow(dead_code)]
 mod common;
-use common::live::{Killed, exporter_and_prometheus, free_port};
+use common::live::{Killed, exporter_and_prometheus, write_setup};
 
 const PLAYBOOKS: &str = r#"apiVersion: medic.dev/v1alpha1
 kind: Detector
@@ -95,20 +95,7 @@ async fn actions(base: &str) -> Option<(Vec<(String, String)>, bool, Vec<String>
 async fn killed_at(at: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (restarts, _prometheus, prom_port) = exporter_and_prometheus(dir.path()).await;
-    let playbooks = dir.path().join("playbooks");
-    std::fs::create_dir(&playbooks).unwrap();
-    std::fs::write(playbooks.join("live.yaml"), PLAYBOOKS).unwrap();
-    std::fs::write(dir.path().join("cluster.yaml"), CLUSTER).unwrap();
-    let port = free_port();
-    std::fs::write(
-        dir.path().join("medic.yaml"),
-        format!(
-            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{port}\nplaybooksDir: {}\nprometheus: {{url: 'http://127.0.0.1:{prom_port}'}}\ncorrelation: {{settle: 1s, resolveAfter: 3s}}\nstateDir: {}\n",
-            playbooks.display(),
-            dir.path().join("state").display()
-        ),
-    )
-    .unwrap();
+    let port = write_setup(dir.path(), PLAYBOOKS, CLUSTER, prom_port);
     let mut first = medic(dir.path(), Some(at));
     // The crash loop: a restart a second, until medic has paused.
     let stderr = first.0.stderr.take().unwrap();

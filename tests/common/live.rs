@@ -71,3 +71,24 @@ pub async fn exporter_and_prometheus(dir: &Path) -> (Arc<AtomicU64>, Killed, u16
     );
     (restarts, prometheus, prom_port)
 }
+
+/// Writes a `medic run` setup into `dir`: the playbooks, the simulated
+/// cluster and a medic.yaml (enforce, 1s cycles, short settle and resolve)
+/// pointing at the Prometheus on `prom_port`. Returns medic's HTTP port.
+pub fn write_setup(dir: &Path, playbooks_yaml: &str, cluster_yaml: &str, prom_port: u16) -> u16 {
+    let playbooks = dir.join("playbooks");
+    std::fs::create_dir(&playbooks).unwrap();
+    std::fs::write(playbooks.join("live.yaml"), playbooks_yaml).unwrap();
+    std::fs::write(dir.join("cluster.yaml"), cluster_yaml).unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.join("medic.yaml"),
+        format!(
+            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{port}\nplaybooksDir: {}\nprometheus: {{url: 'http://127.0.0.1:{prom_port}'}}\ncorrelation: {{settle: 1s, resolveAfter: 3s}}\nstateDir: {}\n",
+            playbooks.display(),
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    port
+}
