@@ -47,6 +47,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/disk-filling-node.yaml"),
     ),
     (
+        "error-rate-after-deploy.yaml",
+        include_str!("../fixtures/incidents/error-rate-after-deploy.yaml"),
+    ),
+    (
         "guard-action-budget.yaml",
         include_str!("../fixtures/incidents/guard-action-budget.yaml"),
     ),

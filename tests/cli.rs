@@ -128,7 +128,7 @@ fn lint_passes_the_shipped_playbooks() {
     let o = medic(&["lint", "playbooks"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(
-        stdout(&o).contains("9 detector(s), 7 playbook(s), 0 error(s)"),
+        stdout(&o).contains("9 detector(s), 8 playbook(s), 0 error(s)"),
         "{}",
         stdout(&o)
     );

@@ -34,6 +34,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "certificate-expiry.yaml",
         include_str!("../../playbooks/certificate-expiry.yaml"),
     ),
+    (
+        "error-rate-after-deploy.yaml",
+        include_str!("../../playbooks/error-rate-after-deploy.yaml"),
+    ),
 ];
 
 #[cfg(test)]
