@@ -44,6 +44,47 @@ fn decode(line: &str) -> Result<Entry, String> {
     serde_json::from_str(json).map_err(|e| format!("not a journal record: {e}"))
 }
 
+/// Past this many records a journal is rewritten on open as the state they
+/// add up to: a tick a cycle would otherwise grow it without end.
+const COMPACT_AFTER: usize = 20_000;
+/// Resolved incidents older than this are left out of a compacted journal;
+/// no guard looks back further than a day.
+const KEEP_RESOLVED_FOR: i64 = 7 * 24 * 3600;
+
+/// Writes `state` as a fresh journal beside `path` and moves it into place
+/// (fsync, rename, fsync of the directory): a crash leaves either the old
+/// journal or the new one, whole. Returns the new file, open for appending.
+fn compact(path: &Path, state: &Restored) -> Result<File, JournalError> {
+    let io = |source| JournalError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let enc = |source| JournalError::Encode {
+        path: path.display().to_string(),
+        source,
+    };
+    let tmp = path.with_extension("compact");
+    let mut out = File::create(&tmp).map_err(io)?;
+    let mut text = String::new();
+    for inc in &state.incidents {
+        text.push_str(&encode(&Entry::Incident(Box::new(inc.clone()))).map_err(enc)?);
+    }
+    for intent in &state.unfinished {
+        text.push_str(&encode(&Entry::Intent(intent.clone())).map_err(enc)?);
+    }
+    if let Some(at) = state.last_tick {
+        text.push_str(&encode(&Entry::Tick { at }).map_err(enc)?);
+    }
+    out.write_all(text.as_bytes()).map_err(io)?;
+    out.sync_all().map_err(io)?;
+    drop(out);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    OpenOptions::new().append(true).open(path).map_err(io)
+}
+
 impl FileJournal {
     /// Opens (or creates) the journal and reads back what it holds. A torn
     /// or corrupt tail is cut off, so what follows is appended to good
@@ -105,6 +146,11 @@ impl FileJournal {
         file.seek(SeekFrom::End(0)).map_err(io)?;
         let mut restored = Restored::from_entries(entries);
         restored.cut = cut;
+        if line_no > COMPACT_AFTER {
+            drop(file);
+            restored.forget_resolved_before(restored.last_tick.unwrap_or(0) - KEEP_RESOLVED_FOR);
+            file = compact(path, &restored)?;
+        }
         Ok((
             FileJournal {
                 path: path.to_path_buf(),
@@ -198,5 +244,52 @@ mod tests {
             r.cut.as_deref(),
             Some("line 2: checksum mismatch: cut off with what follows")
         );
+    }
+
+    #[test]
+    fn a_long_journal_is_compacted_to_the_state_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.log");
+        let (j, _) = FileJournal::open(&path).unwrap();
+        let mut old = crate::incident::Incident {
+            id: "inc-old".into(),
+            opened_at: 0,
+            severity: crate::model::Severity::High,
+            signals: vec![],
+            affected: Default::default(),
+            candidates: vec![],
+            diagnosis: None,
+            actions: vec![],
+            escalations: vec![],
+            timeline: vec![],
+            resolved_at: Some(10),
+        };
+        j.append(&Entry::Incident(Box::new(old.clone())), false)
+            .unwrap();
+        old.id = "inc-open".into();
+        old.resolved_at = None;
+        j.append(&Entry::Incident(Box::new(old.clone())), false)
+            .unwrap();
+        j.append(&intent(2), true).unwrap();
+        let last = 10 + KEEP_RESOLVED_FOR + COMPACT_AFTER as i64;
+        for at in (last - COMPACT_AFTER as i64)..=last {
+            j.append(&Entry::Tick { at }, false).unwrap();
+        }
+        drop(j);
+        let (j, r) = FileJournal::open(&path).unwrap();
+        // The resolved incident is a week old: left out. The open one and
+        // the step with no result stay.
+        let ids: Vec<&str> = r.incidents.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, vec!["inc-open"]);
+        assert_eq!(r.unfinished.len(), 1);
+        assert_eq!(r.last_tick, Some(last));
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
+        // It appends after the compacted records, and reads back the same.
+        j.append(&Entry::Tick { at: last + 30 }, true).unwrap();
+        drop(j);
+        let (_, again) = FileJournal::open(&path).unwrap();
+        assert_eq!(again.incidents, r.incidents);
+        assert_eq!(again.unfinished, r.unfinished);
+        assert_eq!(again.last_tick, Some(last + 30));
     }
 }

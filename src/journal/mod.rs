@@ -93,6 +93,12 @@ pub struct Restored {
 }
 
 impl Restored {
+    /// Drops incidents resolved before `t`.
+    pub fn forget_resolved_before(&mut self, t: Timestamp) {
+        self.incidents
+            .retain(|i| i.resolved_at.is_none_or(|r| r >= t));
+    }
+
     /// Folds entries, in order, into the state they describe.
     pub fn from_entries(entries: impl IntoIterator<Item = Entry>) -> Restored {
         let mut incidents: BTreeMap<String, Incident> = BTreeMap::new();
