@@ -21,6 +21,7 @@ pub mod ha;
 pub mod import;
 pub mod incident;
 pub mod journal;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod plan;

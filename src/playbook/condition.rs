@@ -135,6 +135,13 @@ fn deployed_within(This(owner): This<Value>, window: Arc<String>) -> ResolveResu
 
 impl Condition {
     pub fn compile(source: &str) -> Result<Self, ConditionError> {
+        let depth = crate::limits::nesting_depth(source);
+        if depth > crate::limits::MAX_CEL_NESTING {
+            return Err(ConditionError::Parse(format!(
+                "nested {depth} levels deep; at most {} are allowed",
+                crate::limits::MAX_CEL_NESTING
+            )));
+        }
         let program = Program::compile(source).map_err(|e| ConditionError::Parse(e.to_string()))?;
         let refs = program.references();
         let mut vars = refs.variables();
@@ -251,5 +258,16 @@ mod tests {
             c.eval(&ctx(None)),
             Err(ConditionError::Eval { .. })
         ));
+    }
+
+    #[test]
+    fn a_condition_nested_too_deep_is_refused_not_a_stack_overflow() {
+        let n = crate::limits::MAX_CEL_NESTING;
+        let at_limit = format!("{}signal.value > 1{}", "(".repeat(n), ")".repeat(n));
+        assert!(Condition::compile(&at_limit).is_ok());
+        let deeper = format!("{}signal.value > 1{}", "(".repeat(60), ")".repeat(60));
+        assert!(
+            matches!(Condition::compile(&deeper), Err(ConditionError::Parse(m)) if m.contains("nested 60 levels deep"))
+        );
     }
 }

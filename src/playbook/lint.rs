@@ -282,8 +282,8 @@ fn deserialize<S: for<'de> Deserialize<'de>>(
 }
 
 fn lint_detector(l: &mut DocLinter<'_>, spec: &DetectorSpec) {
-    match promql_parser::parser::parse(&spec.query) {
-        Err(e) => l.error("spec.query", format!("PromQL does not parse: {}", e.trim())),
+    match crate::limits::parse_promql(&spec.query) {
+        Err(e) => l.error("spec.query", format!("PromQL does not parse: {e}")),
         Ok(expr) => {
             if spec.anomaly.is_some() && is_threshold(&expr) {
                 l.warning(
@@ -491,8 +491,8 @@ fn lint_step(l: &mut DocLinter<'_>, at: &str, s: &StepSpec) -> Option<Step> {
         }
         match template::render(&w.query, &vars, Escape::Promql) {
             Ok(q) => {
-                if let Err(e) = promql_parser::parser::parse(&q) {
-                    l.error(&field, format!("PromQL does not parse: {}", e.trim()));
+                if let Err(e) = crate::limits::parse_promql(&q) {
+                    l.error(&field, format!("PromQL does not parse: {e}"));
                     ok = false;
                 }
             }

@@ -34,7 +34,7 @@ pub fn parse_selector(text: &str) -> Result<(String, BTreeMap<String, String>), 
         series: text.to_string(),
         reason,
     };
-    let expr = promql_parser::parser::parse(text).map_err(|e| err(e.trim().to_string()))?;
+    let expr = crate::limits::parse_promql(text).map_err(err)?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(err(
             "expected a metric name with labels, e.g. up{job=\"api\"}".into(),

@@ -9,7 +9,7 @@
 use super::Detector;
 use crate::metrics::{Metrics, MetricsError};
 use crate::model::Timestamp;
-use promql_parser::parser::{self, Expr};
+use promql_parser::parser::Expr;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -78,7 +78,9 @@ pub enum Needs {
 impl Needs {
     /// From a PromQL query; None when it does not parse (lint reports that).
     pub fn of_query(query: &str) -> Option<Needs> {
-        parser::parse(query).ok().map(|e| needs(&e).simplified())
+        crate::limits::parse_promql(query)
+            .ok()
+            .map(|e| needs(&e).simplified())
     }
 
     /// Every metric name mentioned.
