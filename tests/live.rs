@@ -9,19 +9,9 @@ use std::time::{Duration, Instant};
 
 #[allow(dead_code)]
 mod common;
-use common::live::{Killed, exporter_and_prometheus, write_setup};
+use common::live::{FAST_CRASH_LOOP, Killed, exporter_and_prometheus, write_setup};
 
 const PLAYBOOKS: &str = r#"apiVersion: medic.dev/v1alpha1
-kind: Detector
-metadata: {name: fast_crash_loop}
-spec:
-  severity: high
-  resource: false
-  query: sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total[10s])) >= 2
-  target: {kind: Pod, namespace: "{{ namespace }}", name: "{{ pod }}"}
-  for: 2s
----
-apiVersion: medic.dev/v1alpha1
 kind: Detector
 metadata: {name: queue_backlog}
 spec:
@@ -57,7 +47,12 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
     // The exporter: a restart counter the test makes climb, then stop.
     let dir = tempfile::tempdir().unwrap();
     let (restarts, _prometheus, prom_port) = exporter_and_prometheus(dir.path()).await;
-    let medic_port = write_setup(dir.path(), PLAYBOOKS, CLUSTER, prom_port);
+    let medic_port = write_setup(
+        dir.path(),
+        &format!("{FAST_CRASH_LOOP}---\n{PLAYBOOKS}"),
+        CLUSTER,
+        prom_port,
+    );
     let playbooks = dir.path().join("playbooks");
     let mut medic = Killed(
         Command::new(env!("CARGO_BIN_EXE_medic"))

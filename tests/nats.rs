@@ -311,19 +311,7 @@ async fn an_approval_through_kv_resumes_a_replayed_plan() {
 }
 
 fn incident(id: &str, severity: medic::model::Severity) -> medic::incident::Incident {
-    medic::incident::Incident {
-        id: id.into(),
-        opened_at: 100,
-        severity,
-        signals: Vec::new(),
-        affected: Default::default(),
-        candidates: Vec::new(),
-        diagnosis: None,
-        actions: Vec::new(),
-        escalations: Vec::new(),
-        timeline: Vec::new(),
-        resolved_at: None,
-    }
+    medic::incident::Incident::new(id, 100, severity)
 }
 
 fn intent(step: usize) -> medic::journal::IntentEntry {

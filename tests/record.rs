@@ -5,6 +5,7 @@
 use medic::replay::series::to_openmetrics;
 use medic::replay::{Loaded, PrometheusServer, ReplayOptions, Report, replay_loaded};
 use std::path::Path;
+use std::process::Output;
 
 fn signals(r: &Report) -> Vec<(String, String, i64)> {
     r.signals
@@ -27,37 +28,44 @@ async fn leak_in_prometheus() -> (Loaded, PrometheusServer) {
     (original, server)
 }
 
+/// `medic record` of the leak's container, kube and node-exporter series
+/// from `url` into `out`, with `extra` flags.
+async fn record_leak(url: &str, original: &Loaded, out: &Path, extra: &[&str]) -> Output {
+    let (start, end) = (original.start, original.start + original.fixture.duration.0);
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_medic"));
+    c.args(["record", "--prometheus", url])
+        .args(["--from", &start.to_string(), "--to", &end.to_string()])
+        .args(["--match", "{__name__=~\"container_.*|kube_.*\"}"])
+        .args(["--match", "{job=\"node-exporter\"}"])
+        .args(extra)
+        .arg("--out")
+        .arg(out);
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Replays both; the recording must see the same signals at the same times
+/// and rank the same root cause.
+async fn replay_alike(original: &Loaded, recorded: &Loaded) -> (Report, Report) {
+    let a = replay_loaded(original, &ReplayOptions::embedded())
+        .await
+        .unwrap();
+    let b = replay_loaded(recorded, &ReplayOptions::embedded())
+        .await
+        .unwrap();
+    assert!(!signals(&a).is_empty());
+    assert_eq!(signals(&a), signals(&b));
+    assert_eq!(a.incidents[0].root_cause, b.incidents[0].root_cause);
+    (a, b)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_incident_replays_the_same() {
     let (original, server) = leak_in_prometheus().await;
-    let start = original.start;
-    let end = start + original.fixture.duration.0;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("recorded.yaml");
-    let (url, out2) = (server.url().to_string(), out.clone());
-    let o = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
-            .args([
-                "record",
-                "--prometheus",
-                &url,
-                "--from",
-                &start.to_string(),
-                "--to",
-                &end.to_string(),
-            ])
-            .args([
-                "--match",
-                "{__name__=~\"container_.*|kube_.*\"}",
-                "--match",
-                "{job=\"node-exporter\"}",
-            ])
-            .args(["--name", "recorded leak", "--out", out2.to_str().unwrap()])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let o = record_leak(server.url(), &original, &out, &["--name", "recorded leak"]).await;
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -74,15 +82,7 @@ async fn a_recorded_incident_replays_the_same() {
     // Add what record cannot know: the cluster and the change events.
     recorded.objects = original.objects.clone();
     recorded.changes = original.changes.clone();
-    let a = replay_loaded(&original, &ReplayOptions::embedded())
-        .await
-        .unwrap();
-    let b = replay_loaded(&recorded, &ReplayOptions::embedded())
-        .await
-        .unwrap();
-    assert!(!signals(&a).is_empty());
-    assert_eq!(signals(&a), signals(&b));
-    assert_eq!(a.incidents[0].root_cause, b.incidents[0].root_cause);
+    replay_alike(&original, &recorded).await;
 }
 
 #[test]
@@ -181,8 +181,6 @@ mod fake_api {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_with_kubeconfig_brings_its_objects_and_replays_the_same_plan() {
     let (original, server) = leak_in_prometheus().await;
-    let start = original.start;
-    let end = start + original.fixture.duration.0;
     let objects: Vec<serde_json::Value> = original
         .fixture
         .cluster
@@ -201,21 +199,8 @@ async fn a_recording_with_kubeconfig_brings_its_objects_and_replays_the_same_pla
     )
     .unwrap();
     let out = dir.path().join("recorded.yaml");
-    let url = server.url().to_string();
-    let (out2, kc) = (out.clone(), kubeconfig.clone());
-    let o = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
-            .args(["record", "--prometheus", &url])
-            .args(["--from", &start.to_string(), "--to", &end.to_string()])
-            .args(["--match", "{__name__=~\"container_.*|kube_.*\"}"])
-            .args(["--match", "{job=\"node-exporter\"}"])
-            .args(["--kubeconfig", kc.to_str().unwrap()])
-            .args(["--out", out2.to_str().unwrap()])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let kc = kubeconfig.to_str().unwrap();
+    let o = record_leak(server.url(), &original, &out, &["--kubeconfig", kc]).await;
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{stderr}");
     // The pod that only exists after the rollback is not in the cluster yet.
@@ -245,14 +230,7 @@ async fn a_recording_with_kubeconfig_brings_its_objects_and_replays_the_same_pla
     assert_eq!(recorded.objects.len(), original.objects.len());
     // Only the change events are added by hand.
     recorded.changes = original.changes.clone();
-    let a = replay_loaded(&original, &ReplayOptions::embedded())
-        .await
-        .unwrap();
-    let b = replay_loaded(&recorded, &ReplayOptions::embedded())
-        .await
-        .unwrap();
-    assert_eq!(signals(&a), signals(&b));
-    assert_eq!(a.incidents[0].root_cause, b.incidents[0].root_cause);
+    let (a, b) = replay_alike(&original, &recorded).await;
     let actions = |r: &Report| -> Vec<(String, Option<String>)> {
         r.incidents
             .iter()

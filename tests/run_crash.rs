@@ -12,18 +12,9 @@ use std::time::{Duration, Instant};
 
 #[allow(dead_code)]
 mod common;
-use common::live::{Killed, exporter_and_prometheus, write_setup};
+use common::live::{FAST_CRASH_LOOP, Killed, exporter_and_prometheus, write_setup};
 
 const PLAYBOOKS: &str = r#"apiVersion: medic.dev/v1alpha1
-kind: Detector
-metadata: {name: fast_crash_loop}
-spec:
-  severity: high
-  query: sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total[10s])) >= 2
-  target: {kind: Pod, namespace: "{{ namespace }}", name: "{{ pod }}"}
-  for: 2s
----
-apiVersion: medic.dev/v1alpha1
 kind: Playbook
 metadata: {name: fence-and-scale}
 spec:
@@ -95,7 +86,12 @@ async fn actions(base: &str) -> Option<(Vec<(String, String)>, bool, Vec<String>
 async fn killed_at(at: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (restarts, _prometheus, prom_port) = exporter_and_prometheus(dir.path()).await;
-    let port = write_setup(dir.path(), PLAYBOOKS, CLUSTER, prom_port);
+    let port = write_setup(
+        dir.path(),
+        &format!("{FAST_CRASH_LOOP}---\n{PLAYBOOKS}"),
+        CLUSTER,
+        prom_port,
+    );
     let mut first = medic(dir.path(), Some(at));
     // The crash loop: a restart a second, until medic has paused.
     let stderr = first.0.stderr.take().unwrap();

@@ -52,10 +52,8 @@ pub struct Engine {
     /// `paused` as medic.yaml says; the API may pause on top of it.
     paused_by_config: bool,
     journal: Option<Arc<Journal>>,
-    /// A hash of each incident as last written to the journal.
-    written: BTreeMap<String, u64>,
-    /// When each incident was last written.
-    written_at: BTreeMap<String, Timestamp>,
+    /// A hash of each incident as last written to the journal, and when.
+    written: BTreeMap<String, (u64, Timestamp)>,
     storm: Storm,
     tracker: SignalTracker,
     incidents: Vec<Incident>,
@@ -112,7 +110,6 @@ impl Engine {
             paused_by_config,
             journal: None,
             written: BTreeMap::new(),
-            written_at: BTreeMap::new(),
             storm: Storm::default(),
             tracker: SignalTracker::new(),
             incidents: Vec::new(),
@@ -206,7 +203,9 @@ impl Engine {
         }
         for inc in &restored.incidents {
             if let Ok(text) = serde_json::to_string(inc) {
-                self.written.insert(inc.id.clone(), hash(&text));
+                // Dated a day back: an open one is written again at once.
+                let at = now - REJOURNAL_OPEN_AFTER;
+                self.written.insert(inc.id.clone(), (hash(&text), at));
             }
             if !inc.is_open() {
                 continue;
@@ -250,11 +249,10 @@ impl Engine {
             let h = hash(&text);
             // An open incident is written again once a day even unchanged, so
             // a journal that ages records out (JetStream's maxAge) keeps it.
-            let fresh = self
-                .written_at
-                .get(&inc.id)
-                .is_some_and(|t| now - t < REJOURNAL_OPEN_AFTER);
-            if self.written.get(&inc.id) == Some(&h) && (fresh || !inc.is_open()) {
+            if let Some(&(last, at)) = self.written.get(&inc.id)
+                && last == h
+                && (now - at < REJOURNAL_OPEN_AFTER || !inc.is_open())
+            {
                 continue;
             }
             match journal
@@ -262,8 +260,7 @@ impl Engine {
                 .await
             {
                 Ok(()) => {
-                    self.written.insert(inc.id.clone(), h);
-                    self.written_at.insert(inc.id.clone(), now);
+                    self.written.insert(inc.id.clone(), (h, now));
                 }
                 Err(e) => tracing::error!(incident = %inc.id, error = %e, "incident not journaled"),
             }

@@ -101,19 +101,7 @@ pub fn correlate(
         Some(i) => i,
         None => {
             let id = format!("inc-{}-{}", now, incidents.len() + 1);
-            incidents.push(Incident {
-                id,
-                opened_at: now,
-                severity: signal.severity,
-                signals: Vec::new(),
-                affected: BTreeSet::new(),
-                candidates: Vec::new(),
-                diagnosis: None,
-                actions: Vec::new(),
-                escalations: Vec::new(),
-                timeline: Vec::new(),
-                resolved_at: None,
-            });
+            incidents.push(Incident::new(id, now, signal.severity));
             incidents.len() - 1
         }
     };

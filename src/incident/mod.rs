@@ -44,6 +44,23 @@ pub struct Incident {
 }
 
 impl Incident {
+    /// A new incident with nothing in it yet.
+    pub fn new(id: impl Into<String>, opened_at: Timestamp, severity: Severity) -> Self {
+        Incident {
+            id: id.into(),
+            opened_at,
+            severity,
+            signals: Vec::new(),
+            affected: BTreeSet::new(),
+            candidates: Vec::new(),
+            diagnosis: None,
+            actions: Vec::new(),
+            escalations: Vec::new(),
+            timeline: Vec::new(),
+            resolved_at: None,
+        }
+    }
+
     pub fn root_cause(&self) -> Option<&ObjectRef> {
         self.candidates.first()
     }

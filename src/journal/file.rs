@@ -251,19 +251,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.log");
         let (j, _) = FileJournal::open(&path).unwrap();
-        let mut old = crate::incident::Incident {
-            id: "inc-old".into(),
-            opened_at: 0,
-            severity: crate::model::Severity::High,
-            signals: vec![],
-            affected: Default::default(),
-            candidates: vec![],
-            diagnosis: None,
-            actions: vec![],
-            escalations: vec![],
-            timeline: vec![],
-            resolved_at: Some(10),
-        };
+        let mut old = crate::incident::Incident::new("inc-old", 0, crate::model::Severity::High);
+        old.resolved_at = Some(10);
         j.append(&Entry::Incident(Box::new(old.clone())), false)
             .unwrap();
         old.id = "inc-open".into();

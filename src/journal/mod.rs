@@ -32,6 +32,26 @@ pub enum Journal {
 }
 
 impl Journal {
+    /// Opens the journal medic runs with: the JetStream stream named in
+    /// `nats` when `js` is given, else the file at `file`; and what it holds.
+    pub async fn open(
+        file: &std::path::Path,
+        js: Option<(async_nats::jetstream::Context, &crate::escalate::NatsConfig)>,
+    ) -> Result<(Journal, Restored), JournalError> {
+        match js {
+            Some((js, nats)) => {
+                let max_age =
+                    std::time::Duration::from_secs(nats.journal_max_age.0.max(3600).unsigned_abs());
+                let (j, r) = JetStreamJournal::open(js, &nats.journal_stream, max_age).await?;
+                Ok((Journal::JetStream(Box::new(j)), r))
+            }
+            None => {
+                let (j, r) = FileJournal::open(file)?;
+                Ok((Journal::File(j), r))
+            }
+        }
+    }
+
     /// Appends a record; `durable` waits until it is stored (fsync for the
     /// file; JetStream always waits for the stream's acknowledgement).
     pub async fn append(&self, entry: &Entry, durable: bool) -> Result<(), JournalError> {

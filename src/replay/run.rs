@@ -176,7 +176,7 @@ async fn prepare(
     }
     let mut resume_after = None;
     if let Some(dir) = &options.journal {
-        let (journal, restored) = match &options.journal_nats {
+        let js = match &options.journal_nats {
             Some(nats) => {
                 let js = crate::escalate::connect_nats(nats).await.map_err(|e| {
                     crate::journal::JournalError::Nats {
@@ -184,18 +184,12 @@ async fn prepare(
                         reason: e.to_string(),
                     }
                 })?;
-                let max_age =
-                    std::time::Duration::from_secs(nats.journal_max_age.0.max(3600).unsigned_abs());
-                let (j, r) =
-                    crate::journal::JetStreamJournal::open(js, &nats.journal_stream, max_age)
-                        .await?;
-                (crate::journal::Journal::JetStream(Box::new(j)), r)
+                Some((js, nats))
             }
-            None => {
-                let (j, r) = crate::journal::FileJournal::open(&dir.join("journal.log"))?;
-                (crate::journal::Journal::File(j), r)
-            }
+            None => None,
         };
+        let (journal, restored) =
+            crate::journal::Journal::open(&dir.join("journal.log"), js).await?;
         resume_after = restored.last_tick;
         let now = resume_after.unwrap_or(start);
         engine = engine.with_journal(Arc::new(journal), restored, now);

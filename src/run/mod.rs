@@ -25,7 +25,7 @@ use crate::escalate::{
 use crate::ha::Leadership;
 use crate::incident::Incident;
 use crate::incident::Topology;
-use crate::journal::{FileJournal, JetStreamJournal, Journal};
+use crate::journal::Journal;
 use crate::metrics::{Metrics, MetricsError, PrometheusMetrics};
 use crate::model::Timestamp;
 use crate::playbook::{Library, LoadError};
@@ -255,21 +255,11 @@ impl EngineParts {
     /// stateDir), reads it back and builds the engine from it.
     async fn build(&self, library: Library) -> Result<Engine, RunError> {
         let config = &self.config;
-        let (journal, restored) = match &self.js {
-            Some(js) => {
-                let max_age =
-                    Duration::from_secs(config.nats.journal_max_age.0.max(3600).unsigned_abs());
-                let (j, r) =
-                    JetStreamJournal::open(js.clone(), &config.nats.journal_stream, max_age)
-                        .await?;
-                (Journal::JetStream(Box::new(j)), r)
-            }
-            None => {
-                let path = PathBuf::from(&config.state_dir).join("journal.log");
-                let (j, r) = FileJournal::open(&path)?;
-                (Journal::File(j), r)
-            }
-        };
+        let (journal, restored) = Journal::open(
+            &PathBuf::from(&config.state_dir).join("journal.log"),
+            self.js.clone().map(|js| (js, &config.nats)),
+        )
+        .await?;
         tracing::info!(
             journal = %journal.describe(),
             incidents = restored.incidents.len(),

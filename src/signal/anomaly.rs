@@ -90,9 +90,11 @@ pub struct Score {
 }
 
 impl AnomalySpec {
-    /// How far back the range query must reach before the first evaluation.
-    pub fn lookback(&self) -> i64 {
-        self.baseline.0.max(0) + self.skip.0.max(0)
+    /// How far back the range query must reach before the first
+    /// evaluation, in whole `step`s so the evaluation time is a sample.
+    pub fn lookback(&self, step: i64) -> i64 {
+        let step = step.max(1);
+        (self.baseline.0.max(0) + self.skip.0.max(0) + step - 1) / step * step
     }
 
     /// Whether `score` of `value` is an anomaly under this spec.

@@ -49,10 +49,8 @@ pub async fn observe_at(
             }),
             Some(anomaly) => {
                 let step = step.max(1);
-                // Whole steps back from `at`, so `at` itself is a sample.
-                let start = at - (anomaly.lookback() + step - 1) / step * step;
                 metrics
-                    .range(&d.spec.query, start, at, step)
+                    .range(&d.spec.query, at - anomaly.lookback(step), at, step)
                     .await
                     .map(|ranges| {
                         anomalies(anomaly, &ranges, &[at])
@@ -114,7 +112,7 @@ pub async fn observe_range(
                 per_time
             }
             Some(anomaly) => {
-                let back = (anomaly.lookback() + step - 1) / step * step;
+                let back = anomaly.lookback(step);
                 let ranges = metrics
                     .range(&d.spec.query, start - back, end, step)
                     .await?;

@@ -9,6 +9,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The detector both live tests drive: two restarts in 10 seconds.
+pub const FAST_CRASH_LOOP: &str = r#"apiVersion: medic.dev/v1alpha1
+kind: Detector
+metadata: {name: fast_crash_loop}
+spec:
+  severity: high
+  query: sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total[10s])) >= 2
+  target: {kind: Pod, namespace: "{{ namespace }}", name: "{{ pod }}"}
+  for: 2s
+"#;
+
 /// A child process killed on drop.
 pub struct Killed(pub Child);
 
