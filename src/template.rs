@@ -34,6 +34,18 @@ pub fn render(
     escape: Escape,
 ) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(template.len());
+    render_into(&mut out, template, vars, escape)?;
+    Ok(out)
+}
+
+/// Appends the rendering of `template` to `out`: a caller rendering many
+/// times reuses one buffer.
+pub fn render_into(
+    out: &mut String,
+    template: &str,
+    vars: &BTreeMap<String, String>,
+    escape: Escape,
+) -> Result<(), TemplateError> {
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
@@ -63,7 +75,7 @@ pub fn render(
         rest = &after[end + 2..];
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(())
 }
 
 /// The variable names a template uses, in order.

@@ -145,7 +145,8 @@ impl Cluster for SimCluster {
             &mut state
         };
         let result = apply(target_state, req);
-        if !req.dry_run && result.is_ok() {
+        // Reading logs changes nothing: the cached view stays valid.
+        if !req.dry_run && result.is_ok() && req.action.spec().mutating {
             state.cached = None;
             self.save(&state)?;
         }

@@ -39,6 +39,9 @@ struct Planning {
     /// Restored from the journal: intents with no result, checked when the
     /// incident is planned again.
     restored: Option<Vec<IntentEntry>>,
+    /// What the ranking was last computed from: the number of signals (they
+    /// are only ever appended) and the engine's `view` generation.
+    ranked_from: Option<(usize, u64)>,
 }
 
 pub struct Engine {
@@ -60,6 +63,9 @@ pub struct Engine {
     /// By incident id.
     planning: BTreeMap<String, Planning>,
     last_snapshot: Arc<ClusterSnapshot>,
+    /// Bumped when what ranking reads besides an incident's signals changes:
+    /// the cluster snapshot, the detectors.
+    view: u64,
     advisor: Option<Advisor>,
     /// Detectors that show a target's own resources saturating.
     resource_detectors: BTreeSet<String>,
@@ -115,6 +121,7 @@ impl Engine {
             incidents: Vec::new(),
             planning: BTreeMap::new(),
             last_snapshot: Arc::default(),
+            view: 0,
             advisor: None,
             resource_detectors,
             alerts: BTreeMap::new(),
@@ -179,6 +186,7 @@ impl Engine {
     /// of detectors that no longer exist stop being tracked; open incidents
     /// and running plans carry on.
     pub fn replace_library(&mut self, library: Library) {
+        self.view += 1;
         self.resource_detectors = library
             .detectors
             .iter()
@@ -292,6 +300,9 @@ impl Engine {
         // last one but take no action this tick.
         let fresh = match self.cluster.snapshot().await {
             Ok(s) => {
+                if !Arc::ptr_eq(&s, &self.last_snapshot) {
+                    self.view += 1;
+                }
                 self.last_snapshot = s;
                 true
             }
@@ -448,14 +459,25 @@ impl Engine {
         if now - inc.opened_at < corr.settle.0 {
             return;
         }
-        inc.candidates = rank_root_causes(
-            inc,
-            snap,
-            &self.topology,
-            corr.change_window.0,
-            &self.resource_detectors,
-        );
-        let planning = self.planning.entry(inc.id.clone()).or_default();
+        if !self.planning.contains_key(&inc.id) {
+            self.planning.insert(inc.id.clone(), Planning::default());
+        }
+        let Some(planning) = self.planning.get_mut(&inc.id) else {
+            return; // inserted just above
+        };
+        // Ranking reads only the signals and the view: with neither changed,
+        // the last ranking stands (a steady tick with many open incidents).
+        let from = (inc.signals.len(), self.view);
+        if planning.ranked_from != Some(from) {
+            inc.candidates = rank_root_causes(
+                inc,
+                snap,
+                &self.topology,
+                corr.change_window.0,
+                &self.resource_detectors,
+            );
+            planning.ranked_from = Some(from);
+        }
         if let Some((print, root)) = &planning.llm_root
             && *print == fingerprint(inc)
         {

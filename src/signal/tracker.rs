@@ -2,9 +2,10 @@
 //! before clearing, one signal per (detector, target). Pure: no I/O, the time
 //! is an argument.
 
-use super::{Detector, DetectorOutcome, Signal};
+use super::{Detector, DetectorOutcome, Signal, TargetTemplate};
 use crate::model::{ObjectRef, Timestamp};
-use std::collections::BTreeMap;
+use crate::template::{self, Escape, TemplateError};
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SignalEvent {
@@ -18,18 +19,73 @@ pub enum SignalEvent {
 
 #[derive(Debug, Clone)]
 struct State {
+    target: ObjectRef,
     pending_since: Timestamp,
     last_seen: Timestamp,
     firing: bool,
     onset_value: f64,
     peak: f64,
+    /// This evaluation's largest value, and the observation it came from.
+    value: f64,
+    from: usize,
 }
 
 #[derive(Debug, Default)]
 pub struct SignalTracker {
-    /// By detector, then target: a tick touches one detector's map at a
-    /// time and finds a known target without building a key.
-    states: BTreeMap<String, BTreeMap<ObjectRef, State>>,
+    /// By detector, then target key (see `key_into`): an evaluation finds a
+    /// known target by a key rendered into a reused buffer, so a steady
+    /// cluster allocates nothing per series.
+    states: BTreeMap<String, HashMap<String, State, foldhash::fast::RandomState>>,
+}
+
+/// A target's key within its detector (whose kind, and whether it has a
+/// namespace, are fixed): the namespace, NUL, the name. No Kubernetes name
+/// holds a NUL, so a series whose labels would put one in is refused.
+fn key_into(
+    buf: &mut String,
+    target: &TargetTemplate,
+    labels: &BTreeMap<String, String>,
+) -> Result<(), KeyError> {
+    buf.clear();
+    if let Some(ns) = &target.namespace {
+        template::render_into(buf, ns, labels, Escape::None)?;
+    }
+    if buf.contains('\0') {
+        return Err(KeyError::Nul);
+    }
+    buf.push('\0');
+    let name_at = buf.len();
+    template::render_into(buf, &target.name, labels, Escape::None)?;
+    if buf[name_at..].contains('\0') {
+        return Err(KeyError::Nul);
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+enum KeyError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("a label value holds a NUL character, which no object name can")]
+    Nul,
+}
+
+/// The object a key names (the inverse of `key_into`).
+fn target_of(key: &str, target: &TargetTemplate) -> ObjectRef {
+    let (namespace, name) = key.split_once('\0').unwrap_or(("", key));
+    ObjectRef {
+        kind: target.kind.clone(),
+        namespace: target.namespace.as_ref().map(|_| namespace.to_string()),
+        name: name.to_string(),
+    }
+}
+
+fn key_of(target: &ObjectRef) -> String {
+    format!(
+        "{}\0{}",
+        target.namespace.as_deref().unwrap_or_default(),
+        target.name
+    )
 }
 
 impl SignalTracker {
@@ -41,7 +97,7 @@ impl SignalTracker {
     pub fn firing(&self) -> usize {
         self.states
             .values()
-            .flat_map(BTreeMap::values)
+            .flat_map(HashMap::values)
             .filter(|s| s.firing)
             .count()
     }
@@ -50,13 +106,16 @@ impl SignalTracker {
     /// when its detector stops returning it (and is not fired again).
     pub fn restore(&mut self, signal: &super::Signal, now: Timestamp) {
         self.states.entry(signal.name.clone()).or_default().insert(
-            signal.target.clone(),
+            key_of(&signal.target),
             State {
+                target: signal.target.clone(),
                 pending_since: signal.onset,
                 last_seen: now,
                 firing: true,
                 onset_value: signal.onset_value,
                 peak: signal.peak,
+                value: signal.value,
+                from: 0,
             },
         );
     }
@@ -73,7 +132,8 @@ impl SignalTracker {
         out
     }
 
-    /// Advances to `now` with what each detector returned.
+    /// Advances to `now` with what each detector returned. Events come per
+    /// detector, fired then cleared, each in target order.
     pub fn update(
         &mut self,
         now: Timestamp,
@@ -81,80 +141,99 @@ impl SignalTracker {
         outcomes: &BTreeMap<String, DetectorOutcome>,
     ) -> Vec<SignalEvent> {
         let mut events = Vec::new();
+        let mut key = String::new();
         for d in detectors {
             let Some(DetectorOutcome::Ok(observations)) = outcomes.get(&d.name) else {
                 continue; // failed or not evaluated: hold state as it is
             };
-            // Several series may name one target (e.g. per container): keep the largest value.
-            let mut seen: BTreeMap<ObjectRef, (f64, &BTreeMap<String, String>)> = BTreeMap::new();
-            for o in observations {
-                match d.spec.target.render(&o.labels) {
-                    Ok(target) => {
-                        let entry = seen.entry(target).or_insert((o.value, &o.labels));
-                        if o.value > entry.0 {
-                            *entry = (o.value, &o.labels);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(detector = %d.name, error = %e, "series does not name a target; skipped")
-                    }
-                }
-            }
             let states = self.states.entry(d.name.clone()).or_default();
-            for (target, (value, labels)) in &seen {
-                let state = match states.get_mut(target) {
+            let mut seen = 0;
+            for (i, o) in observations.iter().enumerate() {
+                if let Err(e) = key_into(&mut key, &d.spec.target, &o.labels) {
+                    tracing::warn!(detector = %d.name, error = %e, "series does not name a target; skipped");
+                    continue;
+                }
+                let state = match states.get_mut(key.as_str()) {
                     Some(s) => s,
-                    None => states.entry(target.clone()).or_insert(State {
+                    None => states.entry(key.clone()).or_insert(State {
+                        target: target_of(&key, &d.spec.target),
                         pending_since: now,
-                        last_seen: now,
+                        last_seen: now - 1,
                         firing: false,
-                        onset_value: *value,
-                        peak: *value,
+                        onset_value: o.value,
+                        peak: o.value,
+                        value: o.value,
+                        from: i,
                     }),
                 };
-                state.last_seen = now;
-                state.peak = state.peak.max(*value);
-                if !state.firing && now - state.pending_since >= d.spec.for_.0 {
-                    state.firing = true;
-                    events.push(SignalEvent::Fired(Signal {
-                        name: d.name.clone(),
-                        target: target.clone(),
-                        severity: d.spec.severity,
-                        value: *value,
-                        labels: (*labels).clone(),
-                        onset: state.pending_since,
-                        fired_at: now,
-                        onset_value: state.onset_value,
-                        peak: state.peak,
-                        slope_per_min: if now > state.pending_since {
-                            (*value - state.onset_value) * 60.0 / (now - state.pending_since) as f64
-                        } else {
-                            0.0
-                        },
-                    }));
+                // Several series may name one target (e.g. per container):
+                // the largest value stands for it.
+                if state.last_seen != now {
+                    state.last_seen = now;
+                    state.value = o.value;
+                    state.from = i;
+                    seen += 1;
+                } else if o.value > state.value {
+                    state.value = o.value;
+                    state.from = i;
                 }
+                if state.pending_since == now && !state.firing {
+                    state.onset_value = state.value;
+                }
+                state.peak = state.peak.max(o.value);
             }
+            let mut fired = Vec::new();
+            for s in states.values_mut() {
+                if s.last_seen != now || s.firing || now - s.pending_since < d.spec.for_.0 {
+                    continue;
+                }
+                s.firing = true;
+                fired.push(Signal {
+                    name: d.name.clone(),
+                    target: s.target.clone(),
+                    severity: d.spec.severity,
+                    value: s.value,
+                    labels: observations
+                        .get(s.from)
+                        .map(|o| o.labels.clone())
+                        .unwrap_or_default(),
+                    onset: s.pending_since,
+                    fired_at: now,
+                    onset_value: s.onset_value,
+                    peak: s.peak,
+                    slope_per_min: if now > s.pending_since {
+                        (s.value - s.onset_value) * 60.0 / (now - s.pending_since) as f64
+                    } else {
+                        0.0
+                    },
+                });
+            }
+            fired.sort_by(|a, b| a.target.cmp(&b.target));
+            events.extend(fired.into_iter().map(SignalEvent::Fired));
             // Targets not seen this time: a pending one is dropped, a firing
             // one clears once it has been absent longer than keepFiringFor.
-            if states.len() > seen.len() {
+            if states.len() > seen {
                 let keep = d.spec.keep_firing_for.0;
-                states.retain(|target, state| {
-                    if seen.contains_key(target) {
+                let mut cleared = Vec::new();
+                states.retain(|_, state| {
+                    if state.last_seen == now {
                         return true;
                     }
                     if !state.firing {
                         return false;
                     }
                     if now - state.last_seen > keep {
-                        events.push(SignalEvent::Cleared {
-                            name: d.name.clone(),
-                            target: target.clone(),
-                            at: now,
-                        });
+                        cleared.push(state.target.clone());
                         return false;
                     }
                     true
                 });
+                cleared.sort();
+                events.extend(cleared.into_iter().map(|target| SignalEvent::Cleared {
+                    name: d.name.clone(),
+                    target,
+                    at: now,
+                }));
             }
         }
         events
@@ -266,5 +345,63 @@ mod tests {
             panic!("{ev:?}")
         };
         assert_eq!(s.value, 7.0);
+    }
+
+    #[test]
+    fn a_key_names_its_object_and_a_nul_in_a_label_is_refused() {
+        let d = detector(0, 0);
+        let labels = |ns: &str, pod: &str| {
+            BTreeMap::from([
+                ("namespace".to_string(), ns.to_string()),
+                ("pod".to_string(), pod.to_string()),
+            ])
+        };
+        let mut buf = String::new();
+        for (ns, pod) in [("prod", "api-1"), ("", "x"), ("é", "ü-1")] {
+            key_into(&mut buf, &d.spec.target, &labels(ns, pod)).unwrap();
+            let target = target_of(&buf, &d.spec.target);
+            assert_eq!(target, ObjectRef::namespaced("Pod", ns, pod));
+            assert_eq!(key_of(&target), buf);
+        }
+        assert!(key_into(&mut buf, &d.spec.target, &labels("a\0b", "c")).is_err());
+        assert!(key_into(&mut buf, &d.spec.target, &labels("a", "b\0c")).is_err());
+        let mut t = SignalTracker::new();
+        assert!(t.update(0, &[d], &seen(&[("a\0b", 1.0)])).is_empty());
+    }
+
+    #[test]
+    fn a_restored_signal_clears_when_its_series_is_gone_and_does_not_fire_again() {
+        let d = [detector(0, 0)];
+        let mut t = SignalTracker::new();
+        let ev = t.update(0, &d, &seen(&[("a", 1.0)]));
+        let [SignalEvent::Fired(s)] = ev.as_slice() else {
+            panic!("{ev:?}")
+        };
+        let mut after = SignalTracker::new();
+        after.restore(s, 30);
+        assert!(after.update(60, &d, &seen(&[("a", 2.0)])).is_empty());
+        let ev = after.update(90, &d, &seen(&[]));
+        assert!(
+            matches!(ev.as_slice(), [SignalEvent::Cleared { target, .. }] if target.to_string() == "Pod/prod/a"),
+            "{ev:?}"
+        );
+    }
+
+    #[test]
+    fn events_come_in_target_order() {
+        let d = [detector(0, 0)];
+        let mut t = SignalTracker::new();
+        let names = |ev: &[SignalEvent]| -> Vec<String> {
+            ev.iter()
+                .map(|e| match e {
+                    SignalEvent::Fired(s) => s.target.name.clone(),
+                    SignalEvent::Cleared { target, .. } => target.name.clone(),
+                })
+                .collect()
+        };
+        let ev = t.update(0, &d, &seen(&[("c", 1.0), ("a", 1.0), ("b", 1.0)]));
+        assert_eq!(names(&ev), ["a", "b", "c"]);
+        let ev = t.update(30, &d, &seen(&[]));
+        assert_eq!(names(&ev), ["a", "b", "c"]);
     }
 }
