@@ -586,7 +586,7 @@ async fn run_command(config: PathBuf, sim_cluster: Option<PathBuf>) -> Result<Ex
     let config = Config::load(&config)?;
     let (cluster, leader): (Arc<dyn medic::cluster::Cluster>, _) = match sim_cluster {
         Some(path) => {
-            let loaded = Loaded::load(&path)?;
+            let mut loaded = Loaded::load(&path)?;
             // The fixture's times are relative to its start; in a live run they start now.
             let shift = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -604,7 +604,7 @@ async fn run_command(config: PathBuf, sim_cluster: Option<PathBuf>) -> Result<Ex
             // Kept in stateDir, so a restarted medic sees what it already did.
             std::fs::create_dir_all(&config.state_dir)
                 .with_context(|| format!("cannot create stateDir {}", config.state_dir))?;
-            let sim = medic::cluster::SimCluster::new(loaded.objects.clone(), changes)
+            let sim = medic::cluster::SimCluster::new(std::mem::take(&mut loaded.objects), changes)
                 .persisted(&std::path::Path::new(&config.state_dir).join("cluster.json"))?;
             (Arc::new(sim), None)
         }

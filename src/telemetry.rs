@@ -35,8 +35,16 @@ pub struct DetectorLabels {
     pub detector: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: &'static str,
+}
+
+type PhaseHistograms = Family<PhaseLabels, Histogram, fn() -> Histogram>;
+
 pub struct Metrics {
     registry: Mutex<Registry>,
+    pub tick_phase: PhaseHistograms,
     pub signals_firing: Family<DetectorLabels, Gauge>,
     pub detector_blind: Family<DetectorLabels, Gauge>,
     pub leader: Gauge,
@@ -72,6 +80,15 @@ pub fn metrics() -> &'static Metrics {
             "llm_call_duration_seconds",
             "LLM call latency, retries included",
             llm_latency.clone(),
+        );
+        // Sub-millisecond to a second: a tick's pure work, not its queries.
+        let tick_phase: PhaseHistograms = Family::new_with_constructor(|| {
+            Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 1.0])
+        });
+        registry.register(
+            "tick_phase_seconds",
+            "Where each engine tick's time goes: signals, cluster, correlate, decide, journal",
+            tick_phase.clone(),
         );
         let open_incidents = prometheus_client::metrics::gauge::Gauge::default();
         let cycle_duration = Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
@@ -128,6 +145,7 @@ pub fn metrics() -> &'static Metrics {
             time_to_remediate.clone(),
         );
         Metrics {
+            tick_phase,
             registry: Mutex::new(registry),
             signals_firing,
             detector_blind,
@@ -186,6 +204,21 @@ pub fn record_cycle(seconds: f64, open_incidents: usize) {
     m.cycle_duration.observe(seconds);
     m.open_incidents
         .set(i64::try_from(open_incidents).unwrap_or(i64::MAX));
+}
+
+pub fn record_tick(t: &crate::engine::TickTimings) {
+    let m = metrics();
+    for (phase, d) in [
+        ("signals", t.signals),
+        ("cluster", t.cluster),
+        ("correlate", t.correlate),
+        ("decide", t.decide),
+        ("journal", t.journal),
+    ] {
+        m.tick_phase
+            .get_or_create(&PhaseLabels { phase })
+            .observe(d.as_secs_f64());
+    }
 }
 
 pub fn record_action(action: &str, result: &str) {

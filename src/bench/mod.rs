@@ -5,12 +5,13 @@
 //! figures and asserts nothing.
 
 mod synth;
+mod watch;
 
 pub use synth::{Shape, objects, openmetrics};
 
 use crate::cluster::SimCluster;
 use crate::config::{Config, Mode};
-use crate::engine::Engine;
+use crate::engine::{Engine, TickTimings};
 use crate::escalate::MemoryEscalator;
 use crate::incident::Topology;
 use crate::metrics::{Metrics, MetricsError, PrometheusMetrics, SeriesRange, SeriesValue};
@@ -48,20 +49,6 @@ pub struct BenchOptions {
 }
 
 const T0: Timestamp = 1_704_067_200;
-
-/// Peak and current resident memory of this process, in MiB (Linux).
-fn rss() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -152,44 +139,15 @@ pub async fn run(o: &BenchOptions) -> Result<String, BenchError> {
     );
     let _ = writeln!(out, "series firing:                {firing}");
 
-    // 2. Memory while watching: detection and the engine, cycle after cycle.
-    let cluster = Arc::new(SimCluster::new(objects(&shape), vec![]));
-    let config = Config {
-        mode: Mode::Enforce,
-        ..Config::default()
-    };
-    let mut engine = Engine::new(
-        config.clone(),
-        library.clone(),
-        Topology::default(),
-        cluster,
-        metrics.clone(),
-        Arc::new(MemoryEscalator::default()),
-    );
-    let mut rss_by_cycle = Vec::new();
-    for c in 0..o.cycles {
-        let outcomes = observe_at(metrics.as_ref(), &library.detectors, at, 60).await;
-        engine.tick(at + 30 * c as i64, &outcomes).await;
-        rss_by_cycle.push(rss().1);
-    }
-    let (peak, _) = rss();
-    let first = rss_by_cycle.first().copied().unwrap_or_default();
-    let last = rss_by_cycle.last().copied().unwrap_or_default();
+    drop(server);
+
+    // 2. Memory of `medic run` watching the cluster.
     let _ = writeln!(
         out,
-        "\n## Memory watching the cluster ({} cycles, 30 s apart in simulated time)",
+        "\n## Memory of `medic run` watching the cluster ({} cycles, 1 s apart, each a full detection and engine cycle)",
         o.cycles
     );
-    let _ = writeln!(
-        out,
-        "resident after the first cycle: {first:.1} MiB; after the last: {last:.1} MiB; process peak: {peak:.1} MiB"
-    );
-    let _ = writeln!(
-        out,
-        "(the process peak includes building the benchmark's own {lines}-sample input)"
-    );
-    drop(engine);
-    drop(server);
+    out.push_str(&watch::watch(&shape, o.cycles).await?);
 
     // 3. Decision latency with many open signals.
     let _ = writeln!(out, "\n## Decision latency ({} open signals)", o.pods);
@@ -302,10 +260,9 @@ async fn decision(shape: &Shape, library: &Library) -> String {
     let mut now = T0;
     let mut tick = async |engine: &mut Engine, firing: &[Observation], now: &mut Timestamp| {
         outcomes.insert("crash_loop".into(), DetectorOutcome::Ok(firing.to_vec()));
-        let t = Instant::now();
-        engine.tick(*now, &outcomes).await;
+        let t = engine.tick(*now, &outcomes).await;
         *now += 30;
-        t.elapsed()
+        t
     };
 
     // The mass onset: every background signal fires, plans and (storm mode)
@@ -337,7 +294,7 @@ async fn decision(shape: &Shape, library: &Library) -> String {
         firing.extend((first..first + shape.per_deployment).map(seen));
         let subject =
             ObjectRef::namespaced("Deployment", &all.namespace(first), &all.deployment(first));
-        let mut correlated = None;
+        let mut correlated: Option<TickTimings> = None;
         for _ in 0..20 {
             let took = tick(&mut engine, &firing, &mut now).await;
             let inc = engine
@@ -348,37 +305,57 @@ async fn decision(shape: &Shape, library: &Library) -> String {
                 (None, _) => steady.push(took),
                 (Some(_), None) => correlated = Some(took),
                 (Some(i), Some(c)) if i.diagnosis.is_some() => {
-                    batch.push(c + took);
+                    batch.push((c.decision() + took.decision(), c.total() + took.total()));
                     break;
                 }
                 (Some(_), Some(_)) => steady.push(took),
             }
         }
     }
-    steady.sort();
-    batch.sort();
+    let sorted = |f: &dyn Fn(&TickTimings) -> Duration| {
+        let mut v: Vec<Duration> = steady.iter().map(f).collect();
+        v.sort();
+        v
+    };
+    let (steady_total, steady_signals, steady_decision) = (
+        sorted(&TickTimings::total),
+        sorted(&|t| t.signals),
+        sorted(&TickTimings::decision),
+    );
+    let mut batch_decision: Vec<Duration> = batch.iter().map(|b| b.0).collect();
+    let mut batch_total: Vec<Duration> = batch.iter().map(|b| b.1).collect();
+    batch_decision.sort();
+    batch_total.sort();
+    let p = |v: &[Duration]| {
+        format!(
+            "p50 {}, p99 {}",
+            ms(percentile(v, 0.5)),
+            ms(percentile(v, 0.99))
+        )
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
         "mass onset, {} signals at once (one-off ticks): the tick they fire in, correlated into {incidents} incidents, storm mode entered: {}; the tick all {incidents} are ranked, diagnosed, planned and escalated: {}",
         shape.pods,
-        ms(fire.unwrap_or_default()),
-        ms(plan.unwrap_or_default()),
+        ms(fire.unwrap_or_default().total()),
+        ms(plan.unwrap_or_default().total()),
     );
     let _ = writeln!(
         out,
-        "a tick with {background} or more open signals and nothing new: p50 {}, p99 {} ({} ticks)",
-        ms(percentile(&steady, 0.5)),
-        ms(percentile(&steady, 0.99)),
-        steady.len()
+        "a tick with {background} or more open signals and nothing new ({} ticks): {}; of which taking in the observations {}, deciding {}",
+        steady.len(),
+        p(&steady_total),
+        p(&steady_signals),
+        p(&steady_decision),
     );
     let _ = writeln!(
         out,
-        "a new batch of {} signals to its plan (correlate tick + plan tick: rank, diagnose, plan, guards): p50 {}, p99 {} ({} batches)",
+        "a new batch of {} signals to its plan ({} batches), the decision (correlate; rank, diagnose, plan, guards) in the tick that correlates it and the one that plans it: {}; those two whole ticks: {}",
         shape.per_deployment,
-        ms(percentile(&batch, 0.5)),
-        ms(percentile(&batch, 0.99)),
-        batch.len()
+        batch.len(),
+        p(&batch_decision),
+        p(&batch_total),
     );
     out
 }
@@ -411,7 +388,7 @@ async fn intake(alerts: usize, library: &Library) -> Result<String, BenchError> 
             serde_json::json!({"version": "4", "status": "firing", "receiver": "medic", "alerts": items}).to_string()
         })
         .collect();
-    let (before, _) = rss();
+    let (before, _) = watch::rss_of("self");
     let http = reqwest::Client::new();
     let url = format!("http://{addr}/api/v1/alerts");
     let t = Instant::now();
@@ -452,7 +429,7 @@ async fn intake(alerts: usize, library: &Library) -> Result<String, BenchError> 
         received += events.len();
         kept += engine.ingest_alerts(events);
     }
-    let (_, after) = rss();
+    let (after, _) = watch::rss_of("self");
     let mut out = String::new();
     let _ = writeln!(
         out,

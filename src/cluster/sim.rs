@@ -108,9 +108,8 @@ impl Cluster for SimCluster {
         if let Some(snap) = &state.cached {
             return Ok(snap.clone());
         }
-        let objects: Vec<ClusterObject> = state.objects.values().cloned().collect();
         let snap = std::sync::Arc::new(ClusterSnapshot::from_objects(
-            &objects,
+            state.objects.values(),
             state.changes.clone(),
         ));
         state.cached = Some(snap.clone());

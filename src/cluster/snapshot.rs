@@ -60,9 +60,14 @@ const WORKLOAD_KINDS: &[&str] = &[
 ];
 
 impl ClusterSnapshot {
-    pub fn from_objects(objects: &[ClusterObject], changes: Vec<ChangeEvent>) -> Self {
+    pub fn from_objects<'a, I>(objects: I, changes: Vec<ChangeEvent>) -> Self
+    where
+        I: IntoIterator<Item = &'a ClusterObject>,
+        I::IntoIter: Clone,
+    {
+        let objects = objects.into_iter();
         let by_ref: BTreeMap<&ObjectRef, &ClusterObject> =
-            objects.iter().map(|o| (&o.reference, o)).collect();
+            objects.clone().map(|o| (&o.reference, o)).collect();
         let mut snap = ClusterSnapshot {
             changes,
             ..Default::default()

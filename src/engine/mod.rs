@@ -20,6 +20,7 @@ use crate::playbook::Library;
 use crate::signal::{AlertEvent, DetectorOutcome, SignalEvent, SignalTracker};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How often an unchanged open incident is written to the journal again.
 const REJOURNAL_OPEN_AFTER: Timestamp = 24 * 3600;
@@ -42,6 +43,33 @@ struct Planning {
     /// What the ranking was last computed from: the number of signals (they
     /// are only ever appended) and the engine's `view` generation.
     ranked_from: Option<(usize, u64)>,
+}
+
+/// Where one tick's time went. Measured for the operator and the benchmark;
+/// nothing decides on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TickTimings {
+    /// Turning detector results into signals.
+    pub signals: Duration,
+    /// Reading the cluster (a cached snapshot costs nothing).
+    pub cluster: Duration,
+    /// Placing new signals into incidents.
+    pub correlate: Duration,
+    /// Storm mode, then each open incident: rank, diagnose, plan, guards, act.
+    pub decide: Duration,
+    /// Writing what changed to the journal.
+    pub journal: Duration,
+}
+
+impl TickTimings {
+    /// From signals to decisions: what the decision-latency figure counts.
+    pub fn decision(&self) -> Duration {
+        self.correlate + self.decide
+    }
+
+    pub fn total(&self) -> Duration {
+        self.signals + self.cluster + self.correlate + self.decide + self.journal
+    }
 }
 
 pub struct Engine {
@@ -294,8 +322,20 @@ impl Engine {
     }
 
     /// One evaluation at `now` with what each detector returned.
-    pub async fn tick(&mut self, now: Timestamp, outcomes: &BTreeMap<String, DetectorOutcome>) {
+    pub async fn tick(
+        &mut self,
+        now: Timestamp,
+        outcomes: &BTreeMap<String, DetectorOutcome>,
+    ) -> TickTimings {
+        let mut timings = TickTimings::default();
+        let mut lap = Instant::now();
+        let mut split = |into: &mut Duration| {
+            let t = Instant::now();
+            *into = t - lap;
+            lap = t;
+        };
         let events = self.tracker.update(now, &self.library.detectors, outcomes);
+        split(&mut timings.signals);
         // Fail closed: with no fresh view of the cluster, correlate on the
         // last one but take no action this tick.
         let fresh = match self.cluster.snapshot().await {
@@ -312,6 +352,7 @@ impl Engine {
             }
         };
         let snap = self.last_snapshot.clone();
+        split(&mut timings.cluster);
         for event in events {
             match event {
                 SignalEvent::Fired(signal) => {
@@ -326,6 +367,7 @@ impl Engine {
                 SignalEvent::Cleared { name, target, at } => self.clear(&name, &target, at),
             }
         }
+        split(&mut timings.correlate);
         self.update_storm(now).await;
         let mut view = self.guard_view(now);
         for idx in 0..self.incidents.len() {
@@ -342,7 +384,10 @@ impl Engine {
                 );
             }
         }
+        split(&mut timings.decide);
         self.journal_tick(now).await;
+        split(&mut timings.journal);
+        timings
     }
 
     /// What medic's runs did recently: the guards' input, built once a

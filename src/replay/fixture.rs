@@ -189,7 +189,7 @@ impl Loaded {
             message,
         };
         let de = serde_yaml::Deserializer::from_str(text);
-        let fixture: Fixture = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut fixture: Fixture = serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();
             let inner = e.into_inner();
             FixtureError::Invalid {
@@ -238,10 +238,13 @@ impl Loaded {
                 values,
             });
         }
-        let mut objects = Vec::with_capacity(fixture.cluster.len());
-        for (i, v) in fixture.cluster.iter().enumerate() {
+        // Moved, not copied: a recorded cluster can hold thousands of objects,
+        // and nothing reads them from the fixture again.
+        let cluster = std::mem::take(&mut fixture.cluster);
+        let mut objects = Vec::with_capacity(cluster.len());
+        for (i, v) in cluster.into_iter().enumerate() {
             objects.push(
-                ClusterObject::from_value(v.clone())
+                ClusterObject::from_value(v)
                     .map_err(|e| at(&format!("cluster[{i}]"), e.to_string()))?,
             );
         }

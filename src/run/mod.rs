@@ -214,7 +214,8 @@ pub async fn run(
         }
         let outcomes = observe_at(metrics.as_ref(), &engine.library().detectors, now, step).await;
         if leads {
-            engine.tick(now, &outcomes).await;
+            let timings = engine.tick(now, &outcomes).await;
+            crate::telemetry::record_tick(&timings);
             engine.forget_resolved_before(now - RESOLVED_RETENTION);
             seen.record(engine.incidents());
         }
