@@ -35,7 +35,7 @@ fn the_benchmarks_run_and_report_each_figure() {
     );
     for section in [
         "## Detection cycle",
-        "## Memory watching the cluster (3 cycles",
+        "## Memory of `medic run` watching the cluster (3 cycles",
         "## Decision latency (100 open signals)",
         "## Alertmanager intake (500 alerts",
         "## Replay of 24 hours of a 5-pod cluster",
@@ -51,4 +51,11 @@ fn the_benchmarks_run_and_report_each_figure() {
         "{out}"
     );
     assert!(out.contains("correlated into 10 incidents"), "{out}");
+    // The memory figure comes from a real `medic run` that did its cycles.
+    let by_cycle = out
+        .lines()
+        .find_map(|l| l.strip_prefix("by cycle (MiB): "))
+        .unwrap_or_else(|| panic!("no memory by cycle:\n{out}"));
+    assert_eq!(by_cycle.split_whitespace().count(), 3, "{out}");
+    assert!(out.contains("(100 batches)"), "{out}");
 }

@@ -442,20 +442,26 @@ async fn the_snapshot_lifts_pods_and_reads_deploys_from_replicasets() {
     let client = Client::new(service, "default");
     let lists = vec![
         (
-            "/api/v1/nodes?",
+            "/api/v1/nodes?&limit=500",
             json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": [{"metadata": {"name": "node-a"}, "spec": {"unschedulable": true}}]}),
         ),
+        // Pods come a page at a time: the continue token asks for the next.
         (
-            "/api/v1/pods?",
-            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [
-            {"metadata": {"name": "api-v2-x", "namespace": "shop", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-v2", "uid": "r2", "controller": true}]}, "spec": {"nodeName": "node-a", "containers": []}}]}),
+            "/api/v1/pods?&limit=500",
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"continue": "page-2"}, "items": [
+            {"metadata": {"name": "api-v2-x", "namespace": "shop", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-v2", "uid": "r2", "controller": true}]}, "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "api:2"}]}}]}),
         ),
         (
-            "/apis/apps/v1/deployments?",
+            "/api/v1/pods?&limit=500&continue=page-2",
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [
+            {"metadata": {"name": "api-v2-y", "namespace": "shop", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-v2", "uid": "r2", "controller": true}]}, "spec": {"nodeName": "node-b", "containers": []}}]}),
+        ),
+        (
+            "/apis/apps/v1/deployments?&limit=500",
             json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {}, "items": [deployment(false)]}),
         ),
         (
-            "/apis/apps/v1/replicasets?",
+            "/apis/apps/v1/replicasets?&limit=500",
             json!({"apiVersion": "apps/v1", "kind": "ReplicaSetList", "metadata": {}, "items": [
             {"metadata": {"name": "api-v2", "namespace": "shop", "creationTimestamp": "2024-01-01T00:00:00Z",
                           "annotations": {"deployment.kubernetes.io/revision": "2"},
@@ -481,6 +487,12 @@ async fn the_snapshot_lifts_pods_and_reads_deploys_from_replicasets() {
         Some("Deployment/shop/api".parse().unwrap())
     );
     assert_eq!(snap.node_of(&pod), Some("Node/node-a".parse().unwrap()));
+    let second = "Pod/shop/api-v2-y".parse().unwrap();
+    assert_eq!(
+        snap.workload_of(&second),
+        Some("Deployment/shop/api".parse().unwrap())
+    );
+    assert_eq!(snap.node_of(&second), Some("Node/node-b".parse().unwrap()));
     assert!(snap.nodes["node-a"].unschedulable);
     assert_eq!(snap.changes.len(), 1);
     assert_eq!(

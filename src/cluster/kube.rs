@@ -39,6 +39,25 @@ pub struct KubeCluster {
 }
 
 impl KubeCluster {
+    /// Lists every object of a kind, a page at a time; `each` sees each
+    /// object once, before the next page is fetched.
+    async fn list_all<K>(&self, each: &mut (dyn FnMut(&K) + Send)) -> Result<(), ClusterError>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let all = ObjectRef::cluster("Cluster", "all");
+        let api = Api::<K>::all(self.client.clone());
+        let mut lp = ListParams::default().limit(PAGE);
+        loop {
+            let page = api.list(&lp).await.map_err(|e| api_error(&all, e))?;
+            page.items.iter().for_each(&mut *each);
+            match page.metadata.continue_ {
+                Some(token) if !token.is_empty() => lp = lp.continue_token(&token),
+                _ => return Ok(()),
+            }
+        }
+    }
+
     pub fn new(client: Client) -> Self {
         KubeCluster {
             client,
@@ -114,8 +133,83 @@ where
     .map_err(|e| api_error(&req.target, e))
 }
 
-fn to_object<T: serde::Serialize>(value: &T) -> Option<ClusterObject> {
-    let json = serde_json::to_value(value).ok()?;
+/// Each ReplicaSet is a rollout of its Deployment: a deploy at its creation.
+fn deploy_of(rs: &ReplicaSet) -> Option<ChangeEvent> {
+    let owner = rs
+        .metadata
+        .owner_references
+        .as_deref()?
+        .iter()
+        .find(|o| o.kind == "Deployment")?;
+    let ns = rs.metadata.namespace.as_deref()?;
+    let at = rs.metadata.creation_timestamp.as_ref()?.0.as_second();
+    let revision = rs
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(REVISION))
+        .cloned();
+    Some(ChangeEvent {
+        at,
+        kind: "deploy".into(),
+        object: ObjectRef::namespaced("Deployment", ns, &owner.name),
+        message: format!(
+            "revision {} ({})",
+            revision.unwrap_or_else(|| "?".into()),
+            rs.metadata.name.clone().unwrap_or_default()
+        ),
+    })
+}
+
+/// Objects per list request: a 10,000-pod cluster is read 500 pods at a
+/// time, so at most one page of full objects is in memory at once.
+const PAGE: u32 = 500;
+
+/// The object with only what the snapshot reads: names, labels and
+/// annotations, owners, creation time, and the few spec and status fields
+/// the guards and ranking need. A full pod spec is dropped at once.
+fn trimmed<T: serde::Serialize>(value: &T) -> Option<ClusterObject> {
+    let mut json = serde_json::to_value(value).ok()?;
+    let keep = |v: &mut serde_json::Value, fields: &[&str]| {
+        if let Some(map) = v.as_object_mut() {
+            map.retain(|k, _| fields.contains(&k.as_str()));
+        }
+    };
+    if let Some(obj) = json.as_object_mut() {
+        obj.retain(|k, _| {
+            matches!(
+                k.as_str(),
+                "apiVersion" | "kind" | "metadata" | "spec" | "status"
+            )
+        });
+        if let Some(m) = obj.get_mut("metadata") {
+            keep(
+                m,
+                &[
+                    "name",
+                    "namespace",
+                    "labels",
+                    "annotations",
+                    "ownerReferences",
+                    "creationTimestamp",
+                ],
+            );
+        }
+        if let Some(s) = obj.get_mut("spec") {
+            keep(s, &["nodeName", "unschedulable", "replicas", "paused"]);
+        }
+        if let Some(s) = obj.get_mut("status") {
+            keep(
+                s,
+                &[
+                    "conditions",
+                    "availableReplicas",
+                    "readyReplicas",
+                    "replicas",
+                ],
+            );
+        }
+    }
     let yaml: serde_yaml::Value = serde_json::from_value(json).ok()?;
     ClusterObject::from_value(yaml).ok()
 }
@@ -441,60 +535,19 @@ fn rfc3339(at: Timestamp) -> String {
 #[async_trait]
 impl Cluster for KubeCluster {
     async fn snapshot(&self) -> Result<std::sync::Arc<ClusterSnapshot>, ClusterError> {
-        let all = ObjectRef::cluster("Cluster", "all");
-        let lp = ListParams::default();
-        let nodes = Api::<Node>::all(self.client.clone())
-            .list(&lp)
-            .await
-            .map_err(|e| api_error(&all, e))?;
-        let pods = Api::<Pod>::all(self.client.clone())
-            .list(&lp)
-            .await
-            .map_err(|e| api_error(&all, e))?;
-        let deployments = Api::<Deployment>::all(self.client.clone())
-            .list(&lp)
-            .await
-            .map_err(|e| api_error(&all, e))?;
-        let sets = Api::<ReplicaSet>::all(self.client.clone())
-            .list(&lp)
-            .await
-            .map_err(|e| api_error(&all, e))?;
         let mut objects: Vec<ClusterObject> = Vec::new();
-        objects.extend(nodes.items.iter().filter_map(to_object));
-        objects.extend(pods.items.iter().filter_map(to_object));
-        objects.extend(deployments.items.iter().filter_map(to_object));
-        objects.extend(sets.items.iter().filter_map(to_object));
-        // Each ReplicaSet is a rollout of its Deployment: a deploy at its creation.
-        let changes = sets
-            .items
-            .iter()
-            .filter_map(|rs| {
-                let owner = rs
-                    .metadata
-                    .owner_references
-                    .as_deref()?
-                    .iter()
-                    .find(|o| o.kind == "Deployment")?;
-                let ns = rs.metadata.namespace.as_deref()?;
-                let at = rs.metadata.creation_timestamp.as_ref()?.0.as_second();
-                let revision = rs
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(REVISION))
-                    .cloned();
-                Some(ChangeEvent {
-                    at,
-                    kind: "deploy".into(),
-                    object: ObjectRef::namespaced("Deployment", ns, &owner.name),
-                    message: format!(
-                        "revision {} ({})",
-                        revision.unwrap_or_else(|| "?".into()),
-                        rs.metadata.name.clone().unwrap_or_default()
-                    ),
-                })
-            })
-            .collect();
+        self.list_all::<Node>(&mut |n| objects.extend(trimmed(n)))
+            .await?;
+        self.list_all::<Pod>(&mut |p| objects.extend(trimmed(p)))
+            .await?;
+        self.list_all::<Deployment>(&mut |d| objects.extend(trimmed(d)))
+            .await?;
+        let mut changes = Vec::new();
+        self.list_all::<ReplicaSet>(&mut |rs| {
+            objects.extend(trimmed(rs));
+            changes.extend(deploy_of(rs));
+        })
+        .await?;
         Ok(std::sync::Arc::new(ClusterSnapshot::from_objects(
             &objects, changes,
         )))
@@ -541,5 +594,44 @@ impl Cluster for KubeCluster {
         pods.logs(&pod.name, &lp)
             .await
             .map_err(|e| api_error(pod, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trimmed_pod_keeps_what_the_snapshot_reads_and_drops_its_spec() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {
+                "name": "api-1", "namespace": "shop", "labels": {"app": "api"},
+                "annotations": {"team": "payments"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-7", "uid": "u", "controller": true}],
+                "managedFields": [{"manager": "kubectl", "operation": "Update"}],
+                "uid": "p-uid"
+            },
+            "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "api:1", "env": [{"name": "A", "value": "1"}]}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}], "containerStatuses": []}
+        }))
+        .unwrap();
+        let o = trimmed(&pod).unwrap();
+        let expected: serde_yaml::Value = serde_yaml::from_str(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: api-1
+  namespace: shop
+  labels: {app: api}
+  annotations: {team: payments}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: api-7, uid: u, controller: true}]
+spec: {nodeName: node-a}
+status: {conditions: [{type: Ready, status: "True"}]}
+"#,
+        )
+        .unwrap();
+        assert_eq!(o.value, expected);
+        assert_eq!(o.reference.to_string(), "Pod/shop/api-1");
     }
 }

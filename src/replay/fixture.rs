@@ -206,9 +206,10 @@ impl Loaded {
                 message: inner.to_string(),
             }
         })?;
-        let positions = crate::yaml::Positions::index(text);
+        // Indexed only when there is an error to place: on a large recorded
+        // cluster the index is several times the size of the file.
         let at = |field: &str, message: String| {
-            let loc = positions
+            let loc = crate::yaml::Positions::index(text)
                 .locate(field)
                 .map(|p| format!(":{}:{}", p.line, p.column))
                 .unwrap_or_default();
