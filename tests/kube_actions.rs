@@ -442,30 +442,30 @@ async fn the_snapshot_lifts_pods_and_reads_deploys_from_replicasets() {
     let client = Client::new(service, "default");
     let lists = vec![
         (
-            "/api/v1/nodes?&limit=500",
+            "/api/v1/nodes?&limit=250",
             json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": [{"metadata": {"name": "node-a"}, "spec": {"unschedulable": true}}]}),
         ),
-        // Pods come a page at a time: the continue token asks for the next.
         (
-            "/api/v1/pods?&limit=500",
-            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"continue": "page-2"}, "items": [
-            {"metadata": {"name": "api-v2-x", "namespace": "shop", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-v2", "uid": "r2", "controller": true}]}, "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "api:2"}]}}]}),
-        ),
-        (
-            "/api/v1/pods?&limit=500&continue=page-2",
-            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [
-            {"metadata": {"name": "api-v2-y", "namespace": "shop", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-v2", "uid": "r2", "controller": true}]}, "spec": {"nodeName": "node-b", "containers": []}}]}),
-        ),
-        (
-            "/apis/apps/v1/deployments?&limit=500",
+            "/apis/apps/v1/deployments?&limit=250",
             json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {}, "items": [deployment(false)]}),
         ),
         (
-            "/apis/apps/v1/replicasets?&limit=500",
+            "/apis/apps/v1/replicasets?&limit=250",
             json!({"apiVersion": "apps/v1", "kind": "ReplicaSetList", "metadata": {}, "items": [
             {"metadata": {"name": "api-v2", "namespace": "shop", "creationTimestamp": "2024-01-01T00:00:00Z",
                           "annotations": {"deployment.kubernetes.io/revision": "2"},
                           "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "api", "uid": "d-uid", "controller": true}]}}]}),
+        ),
+        // Pods come a page at a time: the continue token asks for the next.
+        (
+            "/api/v1/pods?&limit=250",
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"continue": "page-2"}, "items": [
+            {"metadata": {"name": "api-v2-x", "namespace": "shop", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-v2", "uid": "r2", "controller": true}]}, "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "api:2"}]}}]}),
+        ),
+        (
+            "/api/v1/pods?&limit=250&continue=page-2",
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [
+            {"metadata": {"name": "api-v2-y", "namespace": "shop", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-v2", "uid": "r2", "controller": true}]}, "spec": {"nodeName": "node-b", "containers": []}}]}),
         ),
     ];
     let server = tokio::spawn(async move {

@@ -4,6 +4,7 @@
 //! signals, Alertmanager intake, and replay speed. Loopback only; it prints
 //! figures and asserts nothing.
 
+mod kube_api;
 mod synth;
 mod watch;
 

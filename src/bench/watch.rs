@@ -1,9 +1,11 @@
 //! The memory figure: a real `medic run` process watching the synthetic
-//! cluster through a real Prometheus, its resident memory read from /proc
-//! after every cycle. A child process, so nothing the benchmark itself
-//! builds is counted.
+//! cluster through a real Prometheus and a loopback Kubernetes API (its
+//! production adapters), its resident memory read from /proc after every
+//! cycle. A child process, so nothing the benchmark itself builds is
+//! counted.
 
-use super::synth::{Shape, objects, openmetrics};
+use super::kube_api;
+use super::synth::{Shape, openmetrics};
 use super::{BenchError, setup};
 use crate::model::Timestamp;
 use crate::replay::PrometheusServer;
@@ -58,21 +60,22 @@ pub async fn watch(shape: &Shape, cycles: usize) -> Result<String, BenchError> {
         .prefix("medic-bench-")
         .tempdir()
         .map_err(setup)?;
-    let mut cluster = String::from(
-        "name: bench cluster\ninterval: 30s\nduration: 10m\nseries: []\nexpect: {}\ncluster:\n",
-    );
-    for o in objects(shape) {
-        let line = serde_json::to_string(&o.value).map_err(setup)?;
-        let _ = writeln!(cluster, "  - {line}");
-    }
-    let fixture = dir.path().join("cluster.yaml");
-    std::fs::write(&fixture, cluster).map_err(setup)?;
+    let api = kube_api::serve(shape).await?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: bench, cluster: {{server: '{}'}}}}]\nusers: [{{name: bench, user: {{}}}}]\ncontexts: [{{name: bench, context: {{cluster: bench, user: bench}}}}]\ncurrent-context: bench\n",
+            api.url
+        ),
+    )
+    .map_err(setup)?;
     let port = free_port()?;
     let config = dir.path().join("medic.yaml");
     std::fs::write(
         &config,
         format!(
-            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{port}\nprometheus: {{url: '{}'}}\nstateDir: {}\n",
+            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{port}\nprometheus: {{url: '{}'}}\nstateDir: {}\nleaderElection: {{enabled: false}}\n",
             server.url(),
             dir.path().join("state").display()
         ),
@@ -84,8 +87,7 @@ pub async fn watch(shape: &Shape, cycles: usize) -> Result<String, BenchError> {
         .arg("run")
         .arg("--config")
         .arg(&config)
-        .arg("--sim-cluster")
-        .arg(&fixture)
+        .env("KUBECONFIG", &kubeconfig)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))

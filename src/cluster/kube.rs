@@ -161,9 +161,9 @@ fn deploy_of(rs: &ReplicaSet) -> Option<ChangeEvent> {
     })
 }
 
-/// Objects per list request: a 10,000-pod cluster is read 500 pods at a
+/// Objects per list request: a 10,000-pod cluster is read 250 pods at a
 /// time, so at most one page of full objects is in memory at once.
-const PAGE: u32 = 500;
+const PAGE: u32 = 250;
 
 /// The object with only what the snapshot reads: names, labels and
 /// annotations, owners, creation time, and the few spec and status fields
@@ -535,22 +535,28 @@ fn rfc3339(at: Timestamp) -> String {
 #[async_trait]
 impl Cluster for KubeCluster {
     async fn snapshot(&self) -> Result<std::sync::Arc<ClusterSnapshot>, ClusterError> {
-        let mut objects: Vec<ClusterObject> = Vec::new();
-        self.list_all::<Node>(&mut |n| objects.extend(trimmed(n)))
+        // Nodes and workloads first, kept whole (trimmed); then pods, each
+        // page folded into the snapshot and dropped.
+        let mut owners: Vec<ClusterObject> = Vec::new();
+        self.list_all::<Node>(&mut |n| owners.extend(trimmed(n)))
             .await?;
-        self.list_all::<Pod>(&mut |p| objects.extend(trimmed(p)))
-            .await?;
-        self.list_all::<Deployment>(&mut |d| objects.extend(trimmed(d)))
+        self.list_all::<Deployment>(&mut |d| owners.extend(trimmed(d)))
             .await?;
         let mut changes = Vec::new();
         self.list_all::<ReplicaSet>(&mut |rs| {
-            objects.extend(trimmed(rs));
+            owners.extend(trimmed(rs));
             changes.extend(deploy_of(rs));
         })
         .await?;
-        Ok(std::sync::Arc::new(ClusterSnapshot::from_objects(
-            &objects, changes,
-        )))
+        let mut snap = ClusterSnapshot::from_objects(&owners, changes);
+        drop(owners);
+        self.list_all::<Pod>(&mut |p| {
+            if let Some(o) = trimmed(p) {
+                snap.add(&o);
+            }
+        })
+        .await?;
+        Ok(std::sync::Arc::new(snap))
     }
 
     async fn perform(&self, req: &ActionRequest) -> Result<String, ClusterError> {

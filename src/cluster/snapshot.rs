@@ -63,16 +63,31 @@ impl ClusterSnapshot {
     pub fn from_objects<'a, I>(objects: I, changes: Vec<ChangeEvent>) -> Self
     where
         I: IntoIterator<Item = &'a ClusterObject>,
-        I::IntoIter: Clone,
     {
-        let objects = objects.into_iter();
-        let by_ref: BTreeMap<&ObjectRef, &ClusterObject> =
-            objects.clone().map(|o| (&o.reference, o)).collect();
         let mut snap = ClusterSnapshot {
             changes,
             ..Default::default()
         };
+        // Owners first: a pod is lifted to its Deployment through them.
+        let mut pods = Vec::new();
         for o in objects {
+            if o.reference.is("Pod") {
+                pods.push(o);
+            } else {
+                snap.add(o);
+            }
+        }
+        for p in pods {
+            snap.add(p);
+        }
+        snap
+    }
+
+    /// Adds one object. A pod's owners (its ReplicaSet, their Deployment)
+    /// must be added before it, so pods can be read a page at a time.
+    pub fn add(&mut self, o: &ClusterObject) {
+        let snap = self;
+        {
             let r = &o.reference;
             match r.kind.as_str() {
                 "Node" => {
@@ -105,7 +120,7 @@ impl ClusterSnapshot {
                 "Pod" => {
                     let owner = o
                         .controller()
-                        .and_then(|(kind, name)| lift_owner(&by_ref, r, &kind, &name));
+                        .and_then(|(kind, name)| lift_owner(snap, r, &kind, &name));
                     let node = o.str(&["spec", "nodeName"]).map(str::to_string);
                     let mut labels = BTreeMap::new();
                     for field in ["labels", "annotations"] {
@@ -162,7 +177,6 @@ impl ClusterSnapshot {
                 _ => {}
             }
         }
-        snap
     }
 
     /// Replicas of `workload` available now: its status when it has one,
@@ -260,7 +274,7 @@ impl ClusterSnapshot {
 /// the Deployment that owns it (read from the ReplicaSet, or from the name
 /// `<deployment>-<hash>` when the ReplicaSet is not among the objects).
 fn lift_owner(
-    objects: &BTreeMap<&ObjectRef, &ClusterObject>,
+    snap: &ClusterSnapshot,
     pod: &ObjectRef,
     kind: &str,
     name: &str,
@@ -270,15 +284,12 @@ fn lift_owner(
         return Some(ObjectRef::namespaced(kind, ns, name));
     }
     let rs = ObjectRef::namespaced("ReplicaSet", ns, name);
-    if let Some(obj) = objects.get(&rs) {
-        return match obj.controller() {
-            Some((k, n)) => Some(ObjectRef::namespaced(&k, ns, &n)),
-            None => Some(rs),
-        };
+    if snap.workloads.contains_key(&rs) {
+        return Some(snap.replica_set_owners.get(&rs).cloned().unwrap_or(rs));
     }
     if let Some((deployment, _hash)) = name.rsplit_once('-') {
         let d = ObjectRef::namespaced("Deployment", ns, deployment);
-        if objects.contains_key(&d) {
+        if snap.workloads.contains_key(&d) {
             return Some(d);
         }
     }
