@@ -896,4 +896,63 @@ mod tests {
         assert!(e.incidents[0].is_open());
         assert!(e.planning.is_empty());
     }
+
+    /// Two workloads linked only through a third that is healthy: neither
+    /// explains the other, so earliest onset leads until one of them changes.
+    fn two_workloads() -> (Engine, Arc<SimCluster>) {
+        let objects = [
+            "{apiVersion: apps/v1, kind: Deployment, metadata: {name: a, namespace: p}}",
+            "{apiVersion: apps/v1, kind: Deployment, metadata: {name: b, namespace: p}}",
+            "{apiVersion: v1, kind: Pod, metadata: {name: a-1, namespace: p, ownerReferences: [{kind: Deployment, name: a, controller: true}]}}",
+            "{apiVersion: v1, kind: Pod, metadata: {name: b-1, namespace: p, ownerReferences: [{kind: Deployment, name: b, controller: true}]}}",
+        ]
+        .iter()
+        .map(|y| crate::cluster::ClusterObject::from_value(serde_yaml::from_str(y).unwrap()).unwrap())
+        .collect();
+        let cluster = Arc::new(SimCluster::new(objects, vec![]));
+        let d = |n: &str| ObjectRef::namespaced("Deployment", "p", n);
+        let e = Engine::new(
+            Config::default(),
+            Library::default(),
+            Topology::new([(d("a"), d("c")), (d("b"), d("c"))]),
+            cluster.clone(),
+            Arc::new(PrometheusMetrics::new("http://127.0.0.1:9").unwrap()),
+            Arc::new(MemoryEscalator::default()),
+        );
+        (e, cluster)
+    }
+
+    #[tokio::test]
+    async fn ranking_is_redone_when_the_cluster_changes_and_kept_while_nothing_does() {
+        let (mut e, cluster) = two_workloads();
+        let none = BTreeMap::new();
+        e.tick(90, &none).await; // reads the cluster
+        e.ingest_alerts(vec![
+            alert("a", "a-1", 100, false),
+            alert("b", "b-1", 110, false),
+        ]);
+        assert_eq!(e.incidents.len(), 1);
+        e.tick(200, &none).await;
+        let lead = |e: &Engine| e.incidents[0].candidates[0].to_string();
+        assert_eq!(lead(&e), "Deployment/p/a", "earliest onset leads");
+        e.tick(230, &none).await;
+        assert_eq!(lead(&e), "Deployment/p/a");
+        // b was restarted just before its onset: the change now explains it.
+        cluster
+            .perform(&crate::cluster::ActionRequest {
+                action: crate::act::Action::RolloutRestart,
+                target: ObjectRef::namespaced("Deployment", "p", "b"),
+                params: BTreeMap::new(),
+                dry_run: false,
+                risk: crate::model::Risk::Low,
+                at: 105,
+                incident: "elsewhere".into(),
+                playbook: "manual".into(),
+                step: 1,
+            })
+            .await
+            .unwrap();
+        e.tick(260, &none).await;
+        assert_eq!(lead(&e), "Deployment/p/b", "re-ranked on the new snapshot");
+    }
 }
