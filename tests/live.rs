@@ -149,6 +149,9 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
         "medic_leader 1",
         // No exporter serves work_queue_depth: that detector is blind.
         "medic_detector_blind{detector=\"queue_backlog\"} 1",
+        // Each tick's phases are timed.
+        "medic_tick_phase_seconds_count{phase=\"correlate\"}",
+        "medic_tick_phase_seconds_count{phase=\"decide\"}",
     ] {
         assert!(metrics.contains(line), "{line} missing from {metrics}");
     }
