@@ -182,10 +182,9 @@ mod fake_api {
 async fn a_recording_with_kubeconfig_brings_its_objects_and_replays_the_same_plan() {
     let (original, server) = leak_in_prometheus().await;
     let objects: Vec<serde_json::Value> = original
-        .fixture
-        .cluster
+        .objects
         .iter()
-        .map(|o| serde_json::to_value(o).unwrap())
+        .map(|o| serde_json::to_value(&o.value).unwrap())
         .collect();
     let api = fake_api::start(objects).await;
     let dir = tempfile::tempdir().unwrap();

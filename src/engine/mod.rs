@@ -11,7 +11,7 @@ use crate::diagnose::llm::Advisor;
 use crate::diagnose::{Diagnosis, diagnose, fingerprint, prompt_input};
 use crate::escalate::{ApprovalStore, Escalation, Escalator, MemoryApprovals, Notification};
 use crate::guard::{Storm, StormChange};
-use crate::incident::{Incident, Stage, Topology, correlate, rank_root_causes};
+use crate::incident::{Incident, IncidentIndex, Stage, Topology, correlate, rank_root_causes};
 use crate::journal::{Entry, IntentEntry, Journal, Restored};
 use crate::metrics::Metrics;
 use crate::model::{ObjectRef, Severity, Timestamp, format_secs};
@@ -88,6 +88,8 @@ pub struct Engine {
     storm: Storm,
     tracker: SignalTracker,
     incidents: Vec<Incident>,
+    /// Which incidents touch which objects, for correlation.
+    index: IncidentIndex,
     /// By incident id.
     planning: BTreeMap<String, Planning>,
     last_snapshot: Arc<ClusterSnapshot>,
@@ -147,6 +149,7 @@ impl Engine {
             storm: Storm::default(),
             tracker: SignalTracker::new(),
             incidents: Vec::new(),
+            index: IncidentIndex::default(),
             planning: BTreeMap::new(),
             last_snapshot: Arc::default(),
             view: 0,
@@ -190,6 +193,7 @@ impl Engine {
             );
             correlate(
                 &mut self.incidents,
+                &mut self.index,
                 e.signal,
                 &snap,
                 &self.topology,
@@ -208,6 +212,7 @@ impl Engine {
             self.planning.remove(&inc.id);
         }
         self.incidents.retain(|i| !old(i));
+        self.index = IncidentIndex::default(); // positions moved: rebuilt on next use
     }
 
     /// Swaps in a new, already linted set of detectors and playbooks. Signals
@@ -266,6 +271,7 @@ impl Engine {
             );
         }
         self.incidents = restored.incidents;
+        self.index = IncidentIndex::default();
         self.journal = Some(journal);
         self
     }
@@ -358,6 +364,7 @@ impl Engine {
                 SignalEvent::Fired(signal) => {
                     correlate(
                         &mut self.incidents,
+                        &mut self.index,
                         signal,
                         &snap,
                         &self.topology,

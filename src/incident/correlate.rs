@@ -1,7 +1,7 @@
 //! Placing a new signal: into the open incident it belongs to, or a new one.
 //! Pure: the cluster snapshot, topology and time are arguments.
 
-use super::{Incident, SignalRecord, Stage, Topology};
+use super::{Incident, IncidentIndex, SignalRecord, Stage, Topology};
 use crate::cluster::ClusterSnapshot;
 use crate::model::{ObjectRef, Secs, format_secs};
 use crate::signal::Signal;
@@ -85,8 +85,14 @@ fn belongs(
     subjects.iter().any(|s| topo.within(s, &fp.subject, hops))
 }
 
+/// Places `signal` in the first open incident (in order) it belongs to, or
+/// a new one; returns its position. `index` names the incidents worth
+/// checking: only those touching the signal's objects or its neighbours in
+/// the call graph can match, except for a node signal, which is checked
+/// against every incident (it matches through the pods on the node).
 pub fn correlate(
     incidents: &mut Vec<Incident>,
+    index: &mut IncidentIndex,
     signal: Signal,
     snap: &ClusterSnapshot,
     topo: &Topology,
@@ -94,14 +100,25 @@ pub fn correlate(
 ) -> usize {
     let fp = Footprint::of(&signal, snap);
     let now = signal.fired_at;
-    let found = incidents
-        .iter()
-        .position(|inc| inc.is_open() && belongs(&fp, inc, snap, topo, config.topology_hops));
+    index.sync(incidents);
+    let matches =
+        |inc: &Incident| inc.is_open() && belongs(&fp, inc, snap, topo, config.topology_hops);
+    let found = if fp.target.is("Node") {
+        incidents.iter().position(matches)
+    } else {
+        let mut objects = vec![&fp.subject, &fp.target];
+        objects.extend(fp.node.as_ref());
+        index
+            .candidates(&objects, &fp.subject, topo, config.topology_hops)
+            .into_iter()
+            .find(|&i| incidents.get(i).is_some_and(matches))
+    };
     let idx = match found {
         Some(i) => i,
         None => {
             let id = format!("inc-{}-{}", now, incidents.len() + 1);
             incidents.push(Incident::new(id, now, signal.severity));
+            index.opened();
             incidents.len() - 1
         }
     };
@@ -125,9 +142,12 @@ pub fn correlate(
         );
     }
     inc.severity = inc.severity.max(signal.severity);
+    index.add(&fp.target, idx);
+    index.add(&fp.subject, idx);
     inc.affected.insert(fp.target.clone());
     inc.affected.insert(fp.subject.clone());
     if let Some(node) = fp.node {
+        index.add(&node, idx);
         inc.affected.insert(node);
     }
     inc.signals.push(SignalRecord {
@@ -205,11 +225,13 @@ mod tests {
     #[test]
     fn groups_by_owner_node_and_topology() {
         let mut incs = Vec::new();
+        let mut idx = IncidentIndex::default();
         let cfg = CorrelationConfig::default();
         let s = snap();
         assert_eq!(
             correlate(
                 &mut incs,
+                &mut idx,
                 signal("latency_anomaly", "Pod/p/fe-1", 100),
                 &s,
                 &topo(),
@@ -221,6 +243,7 @@ mod tests {
         assert_eq!(
             correlate(
                 &mut incs,
+                &mut idx,
                 signal("error_rate", "Pod/p/fe-2", 110),
                 &s,
                 &topo(),
@@ -232,6 +255,7 @@ mod tests {
         assert_eq!(
             correlate(
                 &mut incs,
+                &mut idx,
                 signal("connection_pool_exhaustion", "Pod/p/orders-1", 120),
                 &s,
                 &topo(),
@@ -243,6 +267,7 @@ mod tests {
         assert_eq!(
             correlate(
                 &mut incs,
+                &mut idx,
                 signal("node_memory_pressure", "Node/n1", 130),
                 &s,
                 &topo(),
@@ -258,10 +283,12 @@ mod tests {
     #[test]
     fn workloads_that_only_share_a_node_stay_apart() {
         let mut incs = Vec::new();
+        let mut idx = IncidentIndex::default();
         let cfg = CorrelationConfig::default();
         let s = snap();
         correlate(
             &mut incs,
+            &mut idx,
             signal("crash_loop", "Pod/p/fe-1", 100),
             &s,
             &Topology::default(),
@@ -269,6 +296,7 @@ mod tests {
         );
         let i = correlate(
             &mut incs,
+            &mut idx,
             signal("crash_loop", "Pod/p/batch-1", 100),
             &s,
             &Topology::default(),
@@ -284,10 +312,12 @@ mod tests {
     #[test]
     fn a_resolved_incident_is_not_reopened() {
         let mut incs = Vec::new();
+        let mut idx = IncidentIndex::default();
         let cfg = CorrelationConfig::default();
         let s = snap();
         correlate(
             &mut incs,
+            &mut idx,
             signal("crash_loop", "Pod/p/fe-1", 100),
             &s,
             &Topology::default(),
@@ -297,6 +327,7 @@ mod tests {
         assert_eq!(
             correlate(
                 &mut incs,
+                &mut idx,
                 signal("crash_loop", "Pod/p/fe-1", 900),
                 &s,
                 &Topology::default(),
@@ -304,5 +335,78 @@ mod tests {
             ),
             1
         );
+    }
+
+    /// The indexed search finds the incident the plain scan would, in a
+    /// mix of pods, workloads, nodes and call-graph neighbours, with
+    /// incidents resolving and being forgotten along the way.
+    #[test]
+    fn the_index_finds_what_a_scan_of_every_incident_finds() {
+        let cfg = CorrelationConfig::default();
+        let mut pods = BTreeMap::new();
+        for i in 0..40 {
+            let (r, info) = pod(
+                &format!("w{}-{i}", i % 9),
+                &format!("w{}", i % 9),
+                &format!("n{}", i % 5),
+            );
+            pods.insert(r, info);
+        }
+        let s = ClusterSnapshot {
+            pods,
+            ..Default::default()
+        };
+        let d = |i: usize| ObjectRef::namespaced("Deployment", "p", &format!("w{i}"));
+        let topo = Topology::new([(d(0), d(1)), (d(1), d(2)), (d(3), d(4)), (d(6), d(7))]);
+        let targets: Vec<String> = (0..40)
+            .map(|i| format!("Pod/p/w{}-{i}", i % 9))
+            .chain((0..5).map(|n| format!("Node/n{n}")))
+            .chain(["Deployment/p/w8".to_string(), "Pod/p/stray".to_string()])
+            .collect();
+        for t in [&Topology::default(), &topo] {
+            let (mut indexed, mut scanned) = (Vec::new(), Vec::new());
+            let mut idx = IncidentIndex::default();
+            let mut seed = 7u64;
+            let mut opened = 0;
+            for step in 0..400i64 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let target = &targets[(seed >> 33) as usize % targets.len()];
+                let sig = signal("x", target, 100 + step);
+                let fp = Footprint::of(&sig, &s);
+                let expected = scanned.iter().position(|inc: &Incident| {
+                    inc.is_open() && belongs(&fp, inc, &s, t, cfg.topology_hops)
+                });
+                let got = correlate(&mut indexed, &mut idx, sig.clone(), &s, t, &cfg);
+                let want = match expected {
+                    Some(i) => i,
+                    None => {
+                        opened += 1;
+                        scanned.push(Incident::new(
+                            format!("inc-{}-{}", sig.fired_at, scanned.len() + 1),
+                            sig.fired_at,
+                            sig.severity,
+                        ));
+                        scanned.len() - 1
+                    }
+                };
+                assert_eq!(got, want, "step {step}: {target}");
+                scanned[want].affected = indexed[want].affected.clone();
+                scanned[want].signals = indexed[want].signals.clone();
+                if step % 37 == 36 {
+                    // One resolves; every so often the resolved are forgotten.
+                    let k = (seed >> 40) as usize % indexed.len();
+                    indexed[k].resolved_at = Some(100 + step);
+                    scanned[k].resolved_at = Some(100 + step);
+                    if step % 74 == 73 {
+                        indexed.retain(Incident::is_open);
+                        scanned.retain(Incident::is_open);
+                        idx = IncidentIndex::default();
+                    }
+                }
+            }
+            assert!(opened > 10, "too few incidents to compare: {opened}");
+        }
     }
 }

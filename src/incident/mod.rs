@@ -2,11 +2,13 @@
 //! ranked list of root-cause candidates.
 
 mod correlate;
+mod index;
 mod rank;
 mod timeline;
 mod topology;
 
 pub use correlate::{CorrelationConfig, correlate, fmt_value};
+pub use index::IncidentIndex;
 pub use rank::rank_root_causes;
 pub use timeline::{Stage, TimelineEntry};
 pub use topology::Topology;

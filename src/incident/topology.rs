@@ -78,6 +78,31 @@ impl Topology {
         }
         false
     }
+
+    /// Everything linked to `of` by at most `hops` edges, either way, `of`
+    /// included: `b` is here exactly when `within(of, b, hops)`.
+    pub fn around<'a>(&'a self, of: &'a ObjectRef, hops: usize) -> Vec<&'a ObjectRef> {
+        let mut seen = BTreeSet::from([of]);
+        let mut frontier = vec![of];
+        for _ in 0..hops {
+            let mut next = Vec::new();
+            for cur in frontier {
+                let around = self
+                    .callees
+                    .get(cur)
+                    .into_iter()
+                    .flatten()
+                    .chain(self.callers.get(cur).into_iter().flatten());
+                for n in around {
+                    if seen.insert(n) {
+                        next.push(n);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        seen.into_iter().collect()
+    }
 }
 
 #[cfg(test)]

@@ -164,6 +164,8 @@ pub struct ExpectNoSignal {
 #[derive(Debug)]
 pub struct Loaded {
     pub path: String,
+    /// The document as written, except `cluster`, which is moved into
+    /// `objects` once checked.
     pub fixture: Fixture,
     pub start: Timestamp,
     pub series: Vec<Series>,
