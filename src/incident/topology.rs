@@ -44,39 +44,14 @@ impl Topology {
         seen
     }
 
-    /// Whether `a` and `b` are linked by at most `hops` edges, either way.
     /// No edges: nothing is related through the call graph.
     pub fn is_empty(&self) -> bool {
         self.callees.is_empty()
     }
 
+    /// Whether `a` and `b` are linked by at most `hops` edges, either way.
     pub fn within(&self, a: &ObjectRef, b: &ObjectRef, hops: usize) -> bool {
-        if a == b {
-            return true;
-        }
-        let mut seen = BTreeSet::from([a]);
-        let mut frontier = vec![a];
-        for _ in 0..hops {
-            let mut next = Vec::new();
-            for cur in frontier {
-                let around = self
-                    .callees
-                    .get(cur)
-                    .into_iter()
-                    .flatten()
-                    .chain(self.callers.get(cur).into_iter().flatten());
-                for n in around {
-                    if n == b {
-                        return true;
-                    }
-                    if seen.insert(n) {
-                        next.push(n);
-                    }
-                }
-            }
-            frontier = next;
-        }
-        false
+        a == b || self.around(a, hops).contains(&b)
     }
 
     /// Everything linked to `of` by at most `hops` edges, either way, `of`
