@@ -588,10 +588,7 @@ async fn run_command(config: PathBuf, sim_cluster: Option<PathBuf>) -> Result<Ex
         Some(path) => {
             let mut loaded = Loaded::load(&path)?;
             // The fixture's times are relative to its start; in a live run they start now.
-            let shift = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64)
-                - loaded.start;
+            let shift = medic::model::unix_now() - loaded.start;
             let changes = loaded
                 .changes
                 .iter()

@@ -31,7 +31,7 @@ impl Drop for KubeApi {
 fn realistic_pod(mut pod: serde_json::Value, i: usize) -> serde_json::Value {
     let app = pod["metadata"]["name"]
         .as_str()
-        .and_then(|n| n.split('-').take(2).collect::<Vec<_>>().join("-").into())
+        .map(|n| n.split('-').take(2).collect::<Vec<_>>().join("-"))
         .unwrap_or_default();
     pod["metadata"]["labels"] = serde_json::json!({"app": app, "pod-template-hash": "6d5f7c9b8"});
     pod["metadata"]["uid"] = serde_json::json!(format!("3f1c2a4e-0000-4000-8000-{i:012}"));

@@ -85,16 +85,18 @@ pub async fn run(o: &BenchOptions) -> Result<String, BenchError> {
         return Ok(out);
     }
 
-    // 1. Detection cycle against a real Prometheus.
+    // 1. Detection cycle against a real Prometheus. Its series end now, so
+    // the `medic run` of the memory figure can watch the same server.
     let samples = 12;
     let started = Instant::now();
-    let text = openmetrics(&shape, T0, samples, 60);
+    let start = crate::model::unix_now() - (samples as i64 - 1) * 60;
+    let text = openmetrics(&shape, start, samples, 60);
     let lines = text.lines().count().saturating_sub(1);
-    let server = PrometheusServer::start(&text, T0).await.map_err(setup)?;
+    let server = PrometheusServer::start(&text, start).await.map_err(setup)?;
     drop(text);
     let loaded_in = started.elapsed();
     let metrics = Arc::new(PrometheusMetrics::new(server.url()).map_err(setup)?);
-    let at = T0 + (samples as i64 - 1) * 60;
+    let at = start + (samples as i64 - 1) * 60;
     let _ = observe_at(metrics.as_ref(), &library.detectors, at, 60).await;
     let mut cycles = Vec::new();
     let mut prom = Vec::new();
@@ -140,15 +142,14 @@ pub async fn run(o: &BenchOptions) -> Result<String, BenchError> {
     );
     let _ = writeln!(out, "series firing:                {firing}");
 
-    drop(server);
-
     // 2. Memory of `medic run` watching the cluster.
     let _ = writeln!(
         out,
         "\n## Memory of `medic run` watching the cluster ({} cycles, 1 s apart, each a full detection and engine cycle)",
         o.cycles
     );
-    out.push_str(&watch::watch(&shape, o.cycles).await?);
+    out.push_str(&watch::watch(&shape, o.cycles, server.url()).await?);
+    drop(server);
 
     // 3. Decision latency with many open signals.
     let _ = writeln!(out, "\n## Decision latency ({} open signals)", o.pods);

@@ -5,10 +5,8 @@
 //! counted.
 
 use super::kube_api;
-use super::synth::{Shape, openmetrics};
+use super::synth::Shape;
 use super::{BenchError, setup};
-use crate::model::Timestamp;
-use crate::replay::PrometheusServer;
 use std::fmt::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -27,17 +25,6 @@ pub fn rss_of(pid: &str) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-fn unix_now() -> Timestamp {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as Timestamp)
-}
-
-fn free_port() -> Result<u16, BenchError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(setup)?;
-    Ok(listener.local_addr().map_err(setup)?.port())
-}
-
 /// Cycles `medic run` has completed, from its own /metrics.
 async fn cycles_done(http: &reqwest::Client, url: &str) -> Option<u64> {
     let text = http.get(url).send().await.ok()?.text().await.ok()?;
@@ -48,14 +35,10 @@ async fn cycles_done(http: &reqwest::Client, url: &str) -> Option<u64> {
         .map(|v| v as u64)
 }
 
-/// Runs `medic run` (this executable) for `cycles` cycles, 1 s apart, on
-/// series that end now, and reports its memory cycle by cycle.
-pub async fn watch(shape: &Shape, cycles: usize) -> Result<String, BenchError> {
-    let samples = 12;
-    let now = unix_now();
-    let text = openmetrics(shape, now - (samples - 1) * 60, samples as usize, 60);
-    let server = PrometheusServer::start(&text, now).await.map_err(setup)?;
-    drop(text);
+/// Runs `medic run` (this executable) for `cycles` cycles, 1 s apart,
+/// against `prometheus` (holding `shape`'s series up to now), and reports
+/// its memory cycle by cycle.
+pub async fn watch(shape: &Shape, cycles: usize, prometheus: &str) -> Result<String, BenchError> {
     let dir = tempfile::Builder::new()
         .prefix("medic-bench-")
         .tempdir()
@@ -70,13 +53,13 @@ pub async fn watch(shape: &Shape, cycles: usize) -> Result<String, BenchError> {
         ),
     )
     .map_err(setup)?;
-    let port = free_port()?;
+    let port = crate::replay::free_port().map_err(setup)?;
     let config = dir.path().join("medic.yaml");
     std::fs::write(
         &config,
         format!(
             "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{port}\nprometheus: {{url: '{}'}}\nstateDir: {}\nleaderElection: {{enabled: false}}\n",
-            server.url(),
+            prometheus,
             dir.path().join("state").display()
         ),
     )

@@ -86,96 +86,93 @@ impl ClusterSnapshot {
     /// Adds one object. A pod's owners (its ReplicaSet, their Deployment)
     /// must be added before it, so pods can be read a page at a time.
     pub fn add(&mut self, o: &ClusterObject) {
-        let snap = self;
-        {
-            let r = &o.reference;
-            match r.kind.as_str() {
-                "Node" => {
-                    let unschedulable = o
-                        .get(&["spec", "unschedulable"])
-                        .and_then(serde_yaml::Value::as_bool)
-                        .unwrap_or(false);
-                    let labels = o.get(&["metadata", "labels"]);
-                    let control_plane = labels.is_some_and(|l| {
-                        l.get("node-role.kubernetes.io/control-plane").is_some()
-                            || l.get("node-role.kubernetes.io/master").is_some()
-                    });
-                    let ready = o
-                        .get(&["status", "conditions"])
-                        .and_then(serde_yaml::Value::as_sequence)
-                        .and_then(|cs| {
-                            cs.iter()
-                                .find(|c| c.get("type").and_then(|t| t.as_str()) == Some("Ready"))
-                        })
-                        .is_none_or(|c| c.get("status").and_then(|s| s.as_str()) == Some("True"));
-                    snap.nodes.insert(
-                        r.name.clone(),
-                        NodeInfo {
-                            unschedulable,
-                            control_plane,
-                            ready,
-                        },
-                    );
-                }
-                "Pod" => {
-                    let owner = o
-                        .controller()
-                        .and_then(|(kind, name)| lift_owner(snap, r, &kind, &name));
-                    let node = o.str(&["spec", "nodeName"]).map(str::to_string);
-                    let mut labels = BTreeMap::new();
-                    for field in ["labels", "annotations"] {
-                        if let Some(map) = o
-                            .get(&["metadata", field])
-                            .and_then(serde_yaml::Value::as_mapping)
-                        {
-                            for (k, v) in map {
-                                if let (Some(k), Some(v)) = (k.as_str(), v.as_str()) {
-                                    labels.insert(k.to_string(), v.to_string());
-                                }
+        let r = &o.reference;
+        match r.kind.as_str() {
+            "Node" => {
+                let unschedulable = o
+                    .get(&["spec", "unschedulable"])
+                    .and_then(serde_yaml::Value::as_bool)
+                    .unwrap_or(false);
+                let labels = o.get(&["metadata", "labels"]);
+                let control_plane = labels.is_some_and(|l| {
+                    l.get("node-role.kubernetes.io/control-plane").is_some()
+                        || l.get("node-role.kubernetes.io/master").is_some()
+                });
+                let ready = o
+                    .get(&["status", "conditions"])
+                    .and_then(serde_yaml::Value::as_sequence)
+                    .and_then(|cs| {
+                        cs.iter()
+                            .find(|c| c.get("type").and_then(|t| t.as_str()) == Some("Ready"))
+                    })
+                    .is_none_or(|c| c.get("status").and_then(|s| s.as_str()) == Some("True"));
+                self.nodes.insert(
+                    r.name.clone(),
+                    NodeInfo {
+                        unschedulable,
+                        control_plane,
+                        ready,
+                    },
+                );
+            }
+            "Pod" => {
+                let owner = o
+                    .controller()
+                    .and_then(|(kind, name)| lift_owner(self, r, &kind, &name));
+                let node = o.str(&["spec", "nodeName"]).map(str::to_string);
+                let mut labels = BTreeMap::new();
+                for field in ["labels", "annotations"] {
+                    if let Some(map) = o
+                        .get(&["metadata", field])
+                        .and_then(serde_yaml::Value::as_mapping)
+                    {
+                        for (k, v) in map {
+                            if let (Some(k), Some(v)) = (k.as_str(), v.as_str()) {
+                                labels.insert(k.to_string(), v.to_string());
                             }
                         }
                     }
-                    snap.pods.insert(
-                        r.clone(),
-                        PodInfo {
-                            node,
-                            owner,
-                            labels,
-                        },
-                    );
                 }
-                k if WORKLOAD_KINDS.contains(&k) => {
-                    if let (Some((kind, name)), Some(ns), "ReplicaSet") =
-                        (o.controller(), &r.namespace, k)
-                    {
-                        snap.replica_set_owners
-                            .insert(r.clone(), ObjectRef::namespaced(&kind, ns, &name));
-                    }
-                    let replicas = o
-                        .get(&["spec", "replicas"])
-                        .and_then(serde_yaml::Value::as_i64);
-                    let revision = o
-                        .annotation("deployment.kubernetes.io/revision")
-                        .and_then(|v| v.parse().ok());
-                    let paused = o
-                        .get(&["spec", "paused"])
-                        .and_then(serde_yaml::Value::as_bool)
-                        .unwrap_or(false);
-                    let available = o
-                        .get(&["status", "availableReplicas"])
-                        .and_then(serde_yaml::Value::as_i64);
-                    snap.workloads.insert(
-                        r.clone(),
-                        WorkloadInfo {
-                            replicas,
-                            available,
-                            revision,
-                            paused,
-                        },
-                    );
-                }
-                _ => {}
+                self.pods.insert(
+                    r.clone(),
+                    PodInfo {
+                        node,
+                        owner,
+                        labels,
+                    },
+                );
             }
+            k if WORKLOAD_KINDS.contains(&k) => {
+                if let (Some((kind, name)), Some(ns), "ReplicaSet") =
+                    (o.controller(), &r.namespace, k)
+                {
+                    self.replica_set_owners
+                        .insert(r.clone(), ObjectRef::namespaced(&kind, ns, &name));
+                }
+                let replicas = o
+                    .get(&["spec", "replicas"])
+                    .and_then(serde_yaml::Value::as_i64);
+                let revision = o
+                    .annotation("deployment.kubernetes.io/revision")
+                    .and_then(|v| v.parse().ok());
+                let paused = o
+                    .get(&["spec", "paused"])
+                    .and_then(serde_yaml::Value::as_bool)
+                    .unwrap_or(false);
+                let available = o
+                    .get(&["status", "availableReplicas"])
+                    .and_then(serde_yaml::Value::as_i64);
+                self.workloads.insert(
+                    r.clone(),
+                    WorkloadInfo {
+                        replicas,
+                        available,
+                        revision,
+                        paused,
+                    },
+                );
+            }
+            _ => {}
         }
     }
 

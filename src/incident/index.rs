@@ -43,7 +43,7 @@ impl IncidentIndex {
             Some(v) => v,
             None => self.by_object.entry(object.clone()).or_default(),
         };
-        if at.last() != Some(&incident) && !at.contains(&incident) {
+        if !at.contains(&incident) {
             at.push(incident);
         }
     }

@@ -15,7 +15,7 @@ pub use fixture::{
     DEFAULT_START, Edge, EventSpec, Expect, ExpectNoSignal, ExpectSignal, Fixture, FixtureError,
     Loaded, SeriesSpec,
 };
-pub use prometheus::{PrometheusError, PrometheusServer, check_tools};
+pub use prometheus::{PrometheusError, PrometheusServer, check_tools, free_port};
 pub use report::{ActionReport, IncidentReport, Report, SignalReport};
 pub use run::{ReplayError, ReplayOptions, explain_loaded, replay_file, replay_loaded};
 

@@ -175,7 +175,8 @@ impl PrometheusServer {
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
+/// A loopback port free now (for a child server to listen on).
+pub fn free_port() -> std::io::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }

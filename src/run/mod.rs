@@ -27,7 +27,7 @@ use crate::incident::Incident;
 use crate::incident::Topology;
 use crate::journal::Journal;
 use crate::metrics::{Metrics, MetricsError, PrometheusMetrics};
-use crate::model::Timestamp;
+use crate::model::{Timestamp, unix_now};
 use crate::playbook::{Library, LoadError};
 use crate::replay::{Expect, Report};
 use crate::signal::{DetectorOutcome, observe_at};
@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -74,12 +74,6 @@ const RESOLVED_RETENTION: i64 = 24 * 3600;
 /// can be removed, or installed, while medic runs).
 const INPUTS_RECHECK: i64 = 3600;
 const INPUTS_RECHECK_BLIND: i64 = 60;
-
-fn unix_now() -> Timestamp {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as Timestamp)
-}
 
 /// Runs until `shutdown` completes. With `leader`, only the replica that
 /// holds the leader Lease runs the pipeline; the others check Prometheus,

@@ -3,6 +3,7 @@
 
 use super::answers::{self, AnswerDesk, AnswerRequest};
 use super::slack::{self, SlackDesk};
+use crate::model::unix_now;
 use crate::replay::IncidentReport;
 use crate::signal::{AlertEvent, WebhookPayload, from_webhook};
 use axum::extract::rejection::JsonRejection;
@@ -105,12 +106,6 @@ async fn receive_alerts(
         return (StatusCode::SERVICE_UNAVAILABLE, "busy: retry").into_response();
     }
     Json(serde_json::json!({"accepted": accepted, "skipped": skipped})).into_response()
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 async fn approve(

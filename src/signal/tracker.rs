@@ -158,6 +158,7 @@ impl SignalTracker {
                     None => states.entry(key.clone()).or_insert(State {
                         target: target_of(&key, &d.spec.target),
                         pending_since: now,
+                        // Not yet counted as seen: the branch below does that.
                         last_seen: now - 1,
                         firing: false,
                         onset_value: o.value,
