@@ -236,7 +236,11 @@ async fn approvals_live_in_kv_are_answered_once_and_expire() {
     };
     let js = connect_nats(&config(&server)).await.unwrap();
     let store = NatsApprovals::new(js.clone(), "medic-approvals");
+    let before = store.generation().await.unwrap();
     store.request(&request(2000)).await.unwrap();
+    let asked = store.generation().await.unwrap();
+    assert!(asked > before, "a request moves the generation on");
+    assert_eq!(store.generation().await.unwrap(), asked, "reading does not");
     assert_eq!(store.pending(1500).await.unwrap().len(), 1);
     assert_eq!(store.pending(2000).await.unwrap().len(), 0, "expired");
     assert!(matches!(
@@ -259,6 +263,10 @@ async fn approvals_live_in_kv_are_answered_once_and_expire() {
         other.answer("inc-7", 2, answer("bob", false, 1500), None)
     );
     assert!(a.is_ok() ^ b.is_ok(), "{a:?} {b:?}");
+    assert!(
+        store.generation().await.unwrap() > asked,
+        "an answer moves it on, whichever replica stored it"
+    );
     let lost = if a.is_ok() { b } else { a };
     assert!(
         matches!(

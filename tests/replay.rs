@@ -307,3 +307,69 @@ async fn wrong_expectations_fail_with_reasons() {
         ]
     );
 }
+
+/// An approval store that counts the records read, around the real one.
+#[derive(Default)]
+struct CountingApprovals {
+    inner: medic::escalate::MemoryApprovals,
+    gets: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl medic::escalate::ApprovalStore for CountingApprovals {
+    async fn request(
+        &self,
+        record: &medic::escalate::ApprovalRecord,
+    ) -> Result<(), medic::escalate::ApprovalError> {
+        self.inner.request(record).await
+    }
+    async fn get(
+        &self,
+        incident: &str,
+        step: usize,
+    ) -> Result<Option<medic::escalate::ApprovalRecord>, medic::escalate::ApprovalError> {
+        self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.get(incident, step).await
+    }
+    async fn answer(
+        &self,
+        incident: &str,
+        step: usize,
+        answer: medic::escalate::Answer,
+        seen_digest: Option<&str>,
+    ) -> Result<medic::escalate::ApprovalRecord, medic::escalate::ApprovalError> {
+        self.inner.answer(incident, step, answer, seen_digest).await
+    }
+    async fn pending(
+        &self,
+        now: i64,
+    ) -> Result<Vec<medic::escalate::ApprovalRecord>, medic::escalate::ApprovalError> {
+        self.inner.pending(now).await
+    }
+    async fn generation(&self) -> Result<u64, medic::escalate::ApprovalError> {
+        self.inner.generation().await
+    }
+}
+
+#[tokio::test]
+async fn a_waiting_run_reads_its_approval_again_only_once_the_store_has_changed() {
+    let mut loaded =
+        Loaded::load(&fixtures_dir().join("approved-rollback-resumes-plan.yaml")).unwrap();
+    // Alice answers eight minutes after the request, not thirty seconds.
+    loaded.fixture.approvals[0].at = medic::model::Secs(20 * 60);
+    let store = std::sync::Arc::new(CountingApprovals::default());
+    let options = ReplayOptions {
+        approvals: Some(store.clone()),
+        ..ReplayOptions::embedded()
+    };
+    let r = replay_loaded(&loaded, &options).await.unwrap();
+    let undo = &r.incidents[0].actions[1];
+    assert_eq!(
+        (undo.action.as_str(), undo.at_s),
+        ("rollout_undo", 20 * 60),
+        "run when the answer came"
+    );
+    // Asking checks for an earlier request; the first wait reads it once;
+    // then nothing, over 15 ticks, until alice's answer changes the store.
+    assert_eq!(store.gets.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

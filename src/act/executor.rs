@@ -102,6 +102,9 @@ pub struct PlanRun {
     pub plan: Plan,
     pub next: usize,
     pub state: RunState,
+    /// The last read of this step's approval found it pending: the step, the
+    /// store's generation before that read, and when the request expires.
+    pending_read: Option<(usize, u64, Timestamp)>,
 }
 
 /// The rest of medic's activity, for the guards.
@@ -125,6 +128,9 @@ pub struct Ports<'a> {
     pub journal: Option<&'a Journal>,
     pub config: &'a Config,
     pub snapshot: &'a ClusterSnapshot,
+    /// The approval store's generation, read at the start of this tick;
+    /// None when it could not be read (every waiting run reads its record).
+    pub approvals_generation: Option<u64>,
 }
 
 impl PlanRun {
@@ -133,6 +139,7 @@ impl PlanRun {
             plan,
             next: 0,
             state: RunState::Ready,
+            pending_read: None,
         }
     }
 
@@ -448,10 +455,20 @@ impl PlanRun {
         ports: &Ports<'_>,
         now: Timestamp,
     ) -> bool {
-        let Some(step) = self.plan.steps.get(self.next).cloned() else {
+        let Some(index) = self.plan.steps.get(self.next).map(|s| s.index) else {
             return false;
         };
-        let record = match ports.approvals.get(&inc.id, step.index).await {
+        // Nothing was written since the last read found it pending, and it
+        // has not expired: the answer is still "pending".
+        if let (Some((step, seen, expires)), Some(current)) =
+            (self.pending_read, ports.approvals_generation)
+            && step == index
+            && seen == current
+            && now < expires
+        {
+            return false;
+        }
+        let record = match ports.approvals.get(&inc.id, index).await {
             Ok(Some(r)) => r,
             Ok(None) => return false,
             Err(e) => {
@@ -462,9 +479,16 @@ impl PlanRun {
         };
         let verdict = record.verdict(now);
         if verdict == Verdict::Pending {
-            // The common case, every tick until someone answers: no digest.
+            // The common case until someone answers: no digest.
+            self.pending_read = ports
+                .approvals_generation
+                .map(|g| (index, g, record.expires_at));
             return false;
         }
+        self.pending_read = None;
+        let Some(step) = self.plan.steps.get(self.next).cloned() else {
+            return false;
+        };
         let digest = plan_digest(&self.plan.playbook, &self.plan.lines());
         match verdict {
             Verdict::Pending => false,

@@ -377,10 +377,18 @@ impl Engine {
         split(&mut timings.correlate);
         self.update_storm(now).await;
         let mut view = self.guard_view(now);
+        let approvals_generation = match self.approvals.generation().await {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the approval store's generation");
+                None
+            }
+        };
         for idx in 0..self.incidents.len() {
             if self.incidents[idx].is_open() {
                 let before = self.incidents[idx].actions.len();
-                self.step_incident(idx, &snap, fresh, now, &view).await;
+                self.step_incident(idx, &snap, fresh, now, &view, approvals_generation)
+                    .await;
                 // What this incident just did counts for the next ones.
                 let inc = &self.incidents[idx];
                 view.others.extend(
@@ -420,20 +428,21 @@ impl Engine {
 
     /// Enters or leaves storm mode; people hear of both, once.
     async fn update_storm(&mut self, now: Timestamp) {
-        let open: Vec<String> = self
+        let count = self.incidents.iter().filter(|i| i.is_open()).count();
+        let limits = &self.config.guards.storm;
+        let Some(change) = self.storm.update(count, now, limits) else {
+            return;
+        };
+        let open = self
             .incidents
             .iter()
             .filter(|i| i.is_open())
-            .map(|i| i.id.clone())
-            .collect();
-        let limits = &self.config.guards.storm;
-        let Some(change) = self.storm.update(open.len(), now, limits) else {
-            return;
-        };
+            .map(|i| i.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
         let text = match change {
             StormChange::Entered => format!(
-                "storm mode: {} incidents open (more than {}): no new actions until it is calm for {}",
-                open.len(),
+                "storm mode: {count} incidents open (more than {}): no new actions until it is calm for {}",
                 limits.open_incidents,
                 limits.calm_for
             ),
@@ -442,7 +451,7 @@ impl Engine {
                 limits.open_incidents, limits.calm_for
             ),
         };
-        tracing::warn!(open = open.len(), "{text}");
+        tracing::warn!(open = count, "{text}");
         for inc in self.incidents.iter_mut().filter(|i| i.is_open()) {
             inc.record(now, Stage::Escalate, text.clone());
         }
@@ -457,7 +466,7 @@ impl Engine {
                         at: now,
                         reason: text.clone(),
                         root_cause: None,
-                        summary: format!("open incidents: {}", open.join(", ")),
+                        summary: format!("open incidents: {open}"),
                         playbook: None,
                         plan: Vec::new(),
                         stopped_at_step: None,
@@ -505,6 +514,7 @@ impl Engine {
         fresh: bool,
         now: Timestamp,
         guards: &GuardView,
+        approvals_generation: Option<u64>,
     ) {
         let corr = &self.config.correlation;
         let inc = &mut self.incidents[idx];
@@ -546,6 +556,7 @@ impl Engine {
             journal: self.journal.as_deref(),
             config: &self.config,
             snapshot: snap,
+            approvals_generation,
         };
         let first = planning.planned_for.is_none();
         if !planning.announced {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApprovalError {
@@ -203,6 +204,12 @@ pub trait ApprovalStore: Send + Sync {
 
     /// Requests still waiting, oldest first.
     async fn pending(&self, now: Timestamp) -> Result<Vec<ApprovalRecord>, ApprovalError>;
+
+    /// A number that changes whenever any record is stored or answered. The
+    /// engine reads it once a tick, so a run waiting on an unchanged store
+    /// need not read its own record again (one request a tick, not one per
+    /// waiting incident).
+    async fn generation(&self) -> Result<u64, ApprovalError>;
 }
 
 /// Records in memory: replay's store, and `medic run` without NATS (the
@@ -210,6 +217,8 @@ pub trait ApprovalStore: Send + Sync {
 #[derive(Default)]
 pub struct MemoryApprovals {
     records: Mutex<BTreeMap<String, ApprovalRecord>>,
+    /// Bumped under the records' lock by every write.
+    generation: AtomicU64,
 }
 
 impl MemoryApprovals {
@@ -221,7 +230,9 @@ impl MemoryApprovals {
 #[async_trait]
 impl ApprovalStore for MemoryApprovals {
     async fn request(&self, record: &ApprovalRecord) -> Result<(), ApprovalError> {
-        self.lock().insert(record.key(), record.clone());
+        let mut records = self.lock();
+        records.insert(record.key(), record.clone());
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -248,6 +259,7 @@ impl ApprovalStore for MemoryApprovals {
                 step,
             })?;
         record.apply(answer, seen_digest)?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(record.clone())
     }
 
@@ -260,6 +272,10 @@ impl ApprovalStore for MemoryApprovals {
             .collect();
         out.sort_by_key(|r| r.requested_at);
         Ok(out)
+    }
+
+    async fn generation(&self) -> Result<u64, ApprovalError> {
+        Ok(self.generation.load(Ordering::SeqCst))
     }
 }
 

@@ -322,4 +322,16 @@ impl ApprovalStore for NatsApprovals {
         out.sort_by_key(|r| r.requested_at);
         Ok(out)
     }
+
+    /// The bucket stream's last sequence: every put (a request or an
+    /// answer, from any replica or channel) moves it on.
+    async fn generation(&self) -> Result<u64, ApprovalError> {
+        self.kv()
+            .await?
+            .stream
+            .get_info()
+            .await
+            .map(|info| info.state.last_sequence)
+            .map_err(|e| ApprovalError::Unavailable(e.to_string()))
+    }
 }

@@ -133,6 +133,7 @@ async fn drive(
         journal: None,
         config: &config,
         snapshot: &snapshot,
+        approvals_generation: None,
     };
     let mut run = run_with(v);
     let mut inc = incident();
