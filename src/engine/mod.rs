@@ -443,8 +443,7 @@ impl Engine {
         let text = match change {
             StormChange::Entered => format!(
                 "storm mode: {count} incidents open (more than {}): no new actions until it is calm for {}",
-                limits.open_incidents,
-                limits.calm_for
+                limits.open_incidents, limits.calm_for
             ),
             StormChange::Left => format!(
                 "storm over: at most {} incidents open for {}; actions allowed again",

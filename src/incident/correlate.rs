@@ -65,6 +65,12 @@ fn belongs(
     if has_subject(&fp.subject) || inc.affected.contains(&fp.target) && !fp.target.is("Node") {
         return true;
     }
+    // Every signal has cleared and the incident is only waiting to resolve:
+    // a re-fire on its own objects (above) is a flap and joins it, but
+    // trouble elsewhere is new and gets an incident of its own.
+    if inc.signals.iter().all(|s| s.cleared_at.is_some()) {
+        return false;
+    }
     if fp.target.is("Node")
         && inc
             .signals
@@ -335,6 +341,41 @@ mod tests {
             ),
             1
         );
+    }
+
+    #[test]
+    fn a_quiet_incident_takes_back_a_flap_but_not_new_trouble_next_door() {
+        let mut incs = Vec::new();
+        let mut idx = IncidentIndex::default();
+        let cfg = CorrelationConfig::default();
+        let s = snap();
+        let mut place = |incs: &mut Vec<Incident>, target: &str, at: i64| {
+            correlate(
+                incs,
+                &mut idx,
+                signal("latency_anomaly", target, at),
+                &s,
+                &topo(),
+                &cfg,
+            )
+        };
+        let clear = |incs: &mut Vec<Incident>, at: i64| {
+            for r in &mut incs[0].signals {
+                r.cleared_at = Some(at);
+            }
+        };
+        place(&mut incs, "Pod/p/fe-1", 100);
+        clear(&mut incs, 200);
+        // All clear, waiting to resolve: the same pod flapping joins it,
+        assert_eq!(place(&mut incs, "Pod/p/fe-1", 230), 0);
+        clear(&mut incs, 260);
+        // and so does the other replica of the workload it is about,
+        assert_eq!(place(&mut incs, "Pod/p/fe-2", 270), 0);
+        clear(&mut incs, 280);
+        // but its callee's new trouble (which would join while fe's signals
+        // fire) opens an incident of its own.
+        assert_eq!(place(&mut incs, "Pod/p/orders-1", 300), 1);
+        assert_eq!(incs[0].signals.len(), 3);
     }
 
     /// The indexed search finds the incident the plain scan would, in a
