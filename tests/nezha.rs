@@ -67,6 +67,28 @@ async fn imported_faults_rank_the_faulty_service_first() {
         assert!(r.passed, "{file}: {:?}", r.failures);
         reports.push(r);
     }
+    // The next fault came 9 minutes later: the window stops short of it.
+    let cut = Loaded::load(
+        &out.path()
+            .join("2022-08-22-04-27-03-network_delay-cartservice.yaml"),
+    )
+    .unwrap();
+    assert_eq!(cut.fixture.duration.0, (20 + 8) * 60);
+    assert!(
+        cut.fixture
+            .description
+            .ends_with("8 after, where the next fault begins.")
+    );
+    let last = Loaded::load(
+        &out.path()
+            .join("2022-08-22-07-53-33-exception-adservice.yaml"),
+    )
+    .unwrap();
+    assert_eq!(
+        last.fixture.duration.0,
+        (20 + 10) * 60,
+        "the day's last fault"
+    );
     let table = render::ranking_accuracy(&reports);
     assert!(
         table.contains("all                  4   1.00   1.00   1.00           0"),

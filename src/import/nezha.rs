@@ -186,6 +186,15 @@ fn round(v: f64) -> f64 {
     (v * f).round() / f
 }
 
+/// How long after `inject` a window runs: `AFTER`, or less when the next
+/// fault comes sooner, so that no sample near enough to be rounded onto the
+/// last step was taken at or after the next injection.
+fn window_after(inject: i64, next: Option<i64>) -> i64 {
+    let Some(next) = next else { return AFTER };
+    let room = next - inject - STEP / 2 - 1;
+    (room.div_euclid(STEP) * STEP).clamp(0, AFTER)
+}
+
 /// What an import wrote and skipped (with the reasons).
 #[derive(Debug, Default)]
 pub struct Imported {
@@ -239,6 +248,14 @@ pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
         .map(serde_yaml::Value::deserialize)
         .collect::<std::result::Result<_, _>>()
         .ctx(|| "the built-in Nezha detectors".to_string())?;
+    // Faults follow each other every eight minutes or so: a window that ran
+    // past the next injection would hold that fault's effects too.
+    let mut injections: Vec<i64> = faults
+        .values()
+        .flatten()
+        .filter_map(|f| f["inject_time"].as_str().and_then(parse_time))
+        .collect();
+    injections.sort_unstable();
     for fault in faults.values().flatten() {
         let (Some(time), Some(pod), Some(kind)) = (
             fault["inject_time"].as_str(),
@@ -269,7 +286,9 @@ pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
             continue;
         }
         let start = inject - BEFORE;
-        let slots = ((BEFORE + AFTER) / STEP) as usize + 1;
+        let next = injections.iter().copied().find(|&t| t > inject);
+        let after = window_after(inject, next);
+        let slots = ((BEFORE + after) / STEP) as usize + 1;
         let mut series = Vec::new();
         let mut cluster = Vec::new();
         let mut services = BTreeSet::new();
@@ -339,12 +358,19 @@ pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
             approvals: Vec::new(),
             name: format!("nezha {kind} on {service} at {time}"),
             description: format!(
-                "Imported from {}: {kind} injected into {pod} at {time} UTC; 20 minutes before to 10 after.",
-                fault_file.display()
+                "Imported from {}: {kind} injected into {pod} at {time} UTC; {} minutes before to {} after{}.",
+                fault_file.display(),
+                BEFORE / 60,
+                after / 60,
+                if after < AFTER {
+                    ", where the next fault begins"
+                } else {
+                    ""
+                }
             ),
             tags: BTreeMap::from([("fault_type".to_string(), kind.to_string())]),
             interval: Secs(STEP),
-            duration: Secs(BEFORE + AFTER),
+            duration: Secs(BEFORE + after),
             start: Some(start),
             series,
             cluster,
@@ -377,4 +403,20 @@ pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
         result.written.push(file);
     }
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_ends_a_rounding_step_before_the_next_fault() {
+        assert_eq!(window_after(0, None), AFTER);
+        assert_eq!(window_after(0, Some(20 * 60)), AFTER);
+        // 8m13s later: the 8m step takes samples up to 8m30s, too near.
+        assert_eq!(window_after(0, Some(8 * 60 + 13)), 7 * 60);
+        assert_eq!(window_after(0, Some(8 * 60 + 31)), 8 * 60);
+        assert_eq!(window_after(0, Some(9 * 60)), 8 * 60);
+        assert_eq!(window_after(0, Some(20)), 0);
+    }
 }
