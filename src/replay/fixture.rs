@@ -114,7 +114,8 @@ pub struct Edge {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    /// When the fault began, for time to detect.
+    /// When the fault began: signals whose condition began earlier are not
+    /// its own (time to detect, the incident under test, false incidents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub onset: Option<Secs>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -123,8 +124,8 @@ pub struct Expect {
     /// (without `target`) on any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_signals: Vec<ExpectNoSignal>,
-    /// The root cause of the incident under test: the first incident opened
-    /// at or after `onset` (the first incident without an onset).
+    /// The root cause of the incident under test: the one holding the first
+    /// signal to fire of those whose condition began at or after `onset`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_cause: Option<ObjectRef>,
     /// Actions taken, in this order (all incidents, by time).

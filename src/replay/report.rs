@@ -4,7 +4,7 @@
 use super::fixture::Expect;
 use crate::act::ActionResult;
 use crate::diagnose::Diagnosis;
-use crate::incident::{Incident, Stage};
+use crate::incident::{Incident, SignalRecord, Stage};
 use crate::model::{Timestamp, format_secs};
 use serde::Serialize;
 
@@ -166,36 +166,39 @@ impl Report {
                 resolved_at_s: i.resolved_at.map(rel),
             })
             .collect();
-        let time_to_detect_s = match (&expect.onset, signals.first()) {
-            (Some(onset), Some(first)) => Some(first.at_s - onset.0),
-            _ => None,
-        };
-        // The incident under test holds the first signal fired at or after
-        // the onset (it may have opened earlier, for an earlier fault).
+        // A signal is of the fault under test when its condition began at or
+        // after the expected onset: one that began earlier (an earlier
+        // fault, or noise) cannot be its effect. The incident under test
+        // holds the first of them to fire (it may have opened earlier).
         let onset = start + expect.onset.map_or(i64::MIN / 2, |o| o.0);
-        let false_incidents = if expect.incidents == Some(0) {
-            incidents.len()
-        } else if expect.onset.is_some() {
-            sources
-                .iter()
-                .filter(|i| i.signals.iter().all(|s| s.signal.fired_at < onset))
-                .count()
-        } else {
-            0
-        };
-        let evaluated_id = sources
+        let of_fault = |s: &SignalRecord| s.signal.onset >= onset;
+        let first_of_fault = sources
             .iter()
             .filter_map(|i| {
                 let first = i
                     .signals
                     .iter()
+                    .filter(|s| of_fault(s))
                     .map(|s| s.signal.fired_at)
-                    .filter(|t| *t >= onset)
                     .min()?;
                 Some((first, &i.id))
             })
-            .min()
-            .map(|(_, id)| id.clone());
+            .min();
+        let time_to_detect_s = match (&expect.onset, first_of_fault) {
+            (Some(_), Some((fired, _))) => Some(fired - onset),
+            _ => None,
+        };
+        let false_incidents = if expect.incidents == Some(0) {
+            incidents.len()
+        } else if expect.onset.is_some() {
+            sources
+                .iter()
+                .filter(|i| !i.signals.iter().any(of_fault))
+                .count()
+        } else {
+            0
+        };
+        let evaluated_id = first_of_fault.map(|(_, id)| id.clone());
         let evaluated = incidents
             .iter()
             .find(|i| Some(&i.id) == evaluated_id.as_ref());
@@ -366,4 +369,54 @@ fn check(r: &Report, expect: &Expect) -> Vec<String> {
         }
     }
     failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incident::SignalRecord;
+    use crate::model::{ObjectRef, Secs, Severity};
+    use crate::signal::Signal;
+
+    fn with_signal(id: &str, target: &str, onset: Timestamp, fired: Timestamp) -> Incident {
+        let mut inc = Incident::new(id, fired, Severity::High);
+        let target: ObjectRef = target.parse().unwrap();
+        inc.candidates = vec![target.clone()];
+        inc.signals.push(SignalRecord {
+            signal: Signal {
+                name: "latency".into(),
+                target: target.clone(),
+                severity: Severity::High,
+                value: 1.0,
+                labels: Default::default(),
+                onset,
+                fired_at: fired,
+                onset_value: 1.0,
+                peak: 1.0,
+                slope_per_min: 0.0,
+            },
+            subject: target,
+            cleared_at: None,
+        });
+        inc
+    }
+
+    #[test]
+    fn the_incident_under_test_holds_the_first_signal_that_began_after_the_onset() {
+        let expect = Expect {
+            onset: Some(Secs(1200)),
+            root_cause: Some("Deployment/p/payment".parse().unwrap()),
+            ..Expect::default()
+        };
+        let incidents = [
+            // Began before the fault, fired just after it: not the fault's.
+            with_signal("noise", "Deployment/p/recommend", 1140, 1200),
+            with_signal("fault", "Deployment/p/payment", 1200, 1260),
+        ];
+        let r = Report::build("f", "f.yaml", 0, &incidents, &expect, &Default::default());
+        assert_eq!(r.evaluated_incident.as_deref(), Some("fault"));
+        assert_eq!(r.root_cause_rank, Some(1));
+        assert_eq!(r.time_to_detect_s, Some(60));
+        assert_eq!(r.false_incidents, 1, "the incident of the earlier signal");
+    }
 }
