@@ -46,6 +46,18 @@ async fn imported_faults_rank_the_faulty_service_first() {
             "2022-08-22-05-18-09-cpu_contention-currencyservice.yaml",
             "currencyservice",
         ),
+        // Right after a fault on its callee cartservice, whose incident is
+        // all clear but not yet resolved: checkoutservice gets its own.
+        (
+            "2022-08-22-04-44-16-cpu_contention-checkoutservice.yaml",
+            "checkoutservice",
+        ),
+        // A latency blip elsewhere began a minute before the injection and
+        // fired with it: the fault's own signal is the one ranked.
+        (
+            "2022-08-22-05-52-54-network_delay-paymentservice.yaml",
+            "paymentservice",
+        ),
     ] {
         let loaded = Loaded::load(&out.path().join(file)).unwrap();
         assert_eq!(
@@ -91,10 +103,11 @@ async fn imported_faults_rank_the_faulty_service_first() {
     );
     let table = render::ranking_accuracy(&reports);
     assert!(
-        table.contains("all                  4   1.00   1.00   1.00           0"),
+        table.contains("all                  6   1.00   1.00   1.00           0"),
         "{table}"
     );
-    assert!(table.contains("cpu_contention       3   1.00"), "{table}");
+    assert!(table.contains("cpu_contention       4   1.00"), "{table}");
+    assert!(table.contains("network_delay        2   1.00"), "{table}");
 }
 
 #[test]
