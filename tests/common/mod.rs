@@ -1,2 +1,3 @@
+pub mod lease_api;
 pub mod live;
 pub mod nats;
