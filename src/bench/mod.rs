@@ -10,7 +10,7 @@ mod watch;
 
 pub use synth::{Shape, objects, openmetrics};
 
-use crate::cluster::{ActionRequest, Cluster, ClusterError, ClusterSnapshot, SimCluster};
+use crate::cluster::{Cluster, Relisted, SimCluster};
 use crate::config::{Config, Mode};
 use crate::engine::{Engine, TickTimings};
 use crate::escalate::MemoryEscalator;
@@ -226,24 +226,6 @@ impl Metrics for Silent {
 /// New batches of signals measured against the open background.
 const BATCHES: usize = 100;
 
-/// The simulated cluster, but a new snapshot every tick, as the Kubernetes
-/// adapter reads one: the engine cannot tell the cluster is unchanged, so
-/// it ranks every open incident again each tick.
-struct NewEachTick(SimCluster);
-
-#[async_trait]
-impl Cluster for NewEachTick {
-    async fn snapshot(&self) -> Result<Arc<ClusterSnapshot>, ClusterError> {
-        Ok(Arc::new((*self.0.snapshot().await?).clone()))
-    }
-    async fn perform(&self, req: &ActionRequest) -> Result<String, ClusterError> {
-        self.0.perform(req).await
-    }
-    async fn logs(&self, pod: &ObjectRef, tail: usize) -> Result<String, ClusterError> {
-        self.0.logs(pod, tail).await
-    }
-}
-
 /// The decision figures: with the simulated cluster's cached snapshot, and
 /// (`new_snapshots`) with a new one every tick.
 async fn decision(shape: &Shape, library: &Library) -> String {
@@ -265,11 +247,11 @@ async fn decision_with(shape: &Shape, library: &Library, new_snapshots: bool) ->
         pods: shape.pods + extra,
         ..*shape
     };
-    let sim = SimCluster::new(objects(&all), vec![]);
+    let sim = Arc::new(SimCluster::new(objects(&all), vec![]));
     let cluster: Arc<dyn Cluster> = if new_snapshots {
-        Arc::new(NewEachTick(sim))
+        Arc::new(Relisted(sim))
     } else {
-        Arc::new(sim)
+        sim
     };
     let config = Config {
         mode: Mode::Enforce,

@@ -8,7 +8,7 @@ mod snapshot;
 
 pub use self::kube::{EvictionRetry, KubeCluster};
 pub use object::{ClusterObject, ObjectError};
-pub use sim::SimCluster;
+pub use sim::{Relisted, SimCluster};
 pub use snapshot::{ChangeEvent, ClusterSnapshot, NodeInfo, PodInfo, WorkloadInfo};
 
 use crate::act::Action;

@@ -29,6 +29,24 @@ pub struct SimCluster {
     persist: Option<std::path::PathBuf>,
 }
 
+/// `SimCluster` read as a new snapshot every time, as the Kubernetes
+/// adapter reads one each cycle: what the engine sees in a cluster, where a
+/// cached snapshot would hide the cost of a new one (the bench, the tests).
+pub struct Relisted(pub std::sync::Arc<SimCluster>);
+
+#[async_trait]
+impl Cluster for Relisted {
+    async fn snapshot(&self) -> Result<std::sync::Arc<ClusterSnapshot>, ClusterError> {
+        Ok(std::sync::Arc::new((*self.0.snapshot().await?).clone()))
+    }
+    async fn perform(&self, req: &ActionRequest) -> Result<String, ClusterError> {
+        self.0.perform(req).await
+    }
+    async fn logs(&self, pod: &ObjectRef, tail: usize) -> Result<String, ClusterError> {
+        self.0.logs(pod, tail).await
+    }
+}
+
 impl SimCluster {
     pub fn new(objects: Vec<ClusterObject>, changes: Vec<ChangeEvent>) -> Self {
         let objects = objects

@@ -942,6 +942,21 @@ mod tests {
         (e, cluster)
     }
 
+    /// Someone else restarts workload b at `at`.
+    fn restart_b(at: Timestamp) -> crate::cluster::ActionRequest {
+        crate::cluster::ActionRequest {
+            action: crate::act::Action::RolloutRestart,
+            target: ObjectRef::namespaced("Deployment", "p", "b"),
+            params: BTreeMap::new(),
+            dry_run: false,
+            risk: crate::model::Risk::Low,
+            at,
+            incident: "elsewhere".into(),
+            playbook: "manual".into(),
+            step: 1,
+        }
+    }
+
     #[tokio::test]
     async fn ranking_is_redone_when_the_cluster_changes_and_kept_while_nothing_does() {
         let (mut e, cluster) = two_workloads();
@@ -958,52 +973,16 @@ mod tests {
         e.tick(230, &none).await;
         assert_eq!(lead(&e), "Deployment/p/a");
         // b was restarted just before its onset: the change now explains it.
-        cluster
-            .perform(&crate::cluster::ActionRequest {
-                action: crate::act::Action::RolloutRestart,
-                target: ObjectRef::namespaced("Deployment", "p", "b"),
-                params: BTreeMap::new(),
-                dry_run: false,
-                risk: crate::model::Risk::Low,
-                at: 105,
-                incident: "elsewhere".into(),
-                playbook: "manual".into(),
-                step: 1,
-            })
-            .await
-            .unwrap();
+        cluster.perform(&restart_b(105)).await.unwrap();
         e.tick(260, &none).await;
         assert_eq!(lead(&e), "Deployment/p/b", "re-ranked on the new snapshot");
-    }
-
-    /// Reads a new snapshot every time, as the Kubernetes adapter does.
-    struct Relisted(Arc<SimCluster>);
-
-    #[async_trait::async_trait]
-    impl Cluster for Relisted {
-        async fn snapshot(&self) -> Result<Arc<ClusterSnapshot>, crate::cluster::ClusterError> {
-            Ok(Arc::new((*self.0.snapshot().await?).clone()))
-        }
-        async fn perform(
-            &self,
-            req: &crate::cluster::ActionRequest,
-        ) -> Result<String, crate::cluster::ClusterError> {
-            self.0.perform(req).await
-        }
-        async fn logs(
-            &self,
-            pod: &ObjectRef,
-            tail: usize,
-        ) -> Result<String, crate::cluster::ClusterError> {
-            self.0.logs(pod, tail).await
-        }
     }
 
     #[tokio::test]
     async fn a_new_snapshot_equal_to_the_last_keeps_the_rankings() {
         let (e, sim) = two_workloads();
         let mut e = Engine {
-            cluster: Arc::new(Relisted(sim.clone())),
+            cluster: Arc::new(crate::cluster::Relisted(sim.clone())),
             ..e
         };
         let none = BTreeMap::new();
@@ -1012,19 +991,7 @@ mod tests {
         e.tick(120, &none).await;
         e.tick(150, &none).await;
         assert_eq!(e.view, view, "the same cluster, listed again");
-        sim.perform(&crate::cluster::ActionRequest {
-            action: crate::act::Action::RolloutRestart,
-            target: ObjectRef::namespaced("Deployment", "p", "b"),
-            params: BTreeMap::new(),
-            dry_run: false,
-            risk: crate::model::Risk::Low,
-            at: 140,
-            incident: "elsewhere".into(),
-            playbook: "manual".into(),
-            step: 1,
-        })
-        .await
-        .unwrap();
+        sim.perform(&restart_b(140)).await.unwrap();
         e.tick(180, &none).await;
         assert_eq!(e.view, view + 1, "a restart changed it");
     }
