@@ -1,9 +1,10 @@
 //! Two `medic run` replicas sharing what replicas share in a cluster: a real
 //! nats-server (the journal in JetStream, approvals in KV), the leader Lease
 //! (on the loopback fake of the Lease API), one cluster (simulated) and a
-//! real Prometheus. The leader starts a two-step plan and is stopped between
-//! the steps; the other replica takes over from what the journal in
-//! JetStream holds and finishes the plan. Each step runs once.
+//! real Prometheus. The leader starts a two-step plan and, between the
+//! steps, stops or is cut off from the API server; the other replica takes
+//! over from what the journal in JetStream holds and finishes the plan.
+//! Each step runs once.
 
 use medic::cluster::{Cluster, ClusterObject, SimCluster};
 use medic::config::Config;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 #[allow(dead_code)]
 mod common;
-use common::lease_api::{NS, fake_apiserver, holder};
+use common::lease_api::{Fake, NS, fake_apiserver, holder, partitionable_client};
 use common::live::{FAST_CRASH_LOOP, exporter_and_prometheus, free_port};
 use common::nats::NatsServer;
 
@@ -38,6 +39,9 @@ spec:
   rollback: []
 "#;
 
+/// What the replicas' answer API takes.
+const TOKEN: &str = "failover-test-token";
+
 /// Three nodes, so that cordoning one passes the blast-radius guard.
 const OBJECTS: [&str; 5] = [
     "{apiVersion: v1, kind: Node, metadata: {name: n1}}",
@@ -52,16 +56,18 @@ const OBJECTS: [&str; 5] = [
 fn replica_config(dir: &Path, name: &str, prom_port: u16, nats: &str) -> (Config, u16) {
     let port = free_port();
     let path = dir.join(format!("medic-{name}.yaml"));
+    std::fs::write(dir.join("token"), TOKEN).unwrap();
     std::fs::write(
         &path,
         format!(
             "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{port}\nplaybooksDir: {}\n\
              prometheus: {{url: 'http://127.0.0.1:{prom_port}'}}\n\
              correlation: {{settle: 1s, resolveAfter: 3s}}\nstateDir: {}\n\
-             nats: {{url: '{nats}'}}\n\
+             nats: {{url: '{nats}'}}\napi: {{tokenFile: {}}}\n\
              leaderElection: {{enabled: true, namespace: {NS}, leaseDuration: 3s, renewBefore: 1s, targetWait: 1s}}\n",
             dir.join("playbooks").display(),
             dir.join(format!("state-{name}")).display(),
+            dir.join("token").display(),
         ),
     )
     .unwrap();
@@ -77,27 +83,55 @@ fn carried_out(sim: &SimCluster) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_taking_over_mid_plan_finishes_it_from_the_jetstream_journal() {
-    let Some(nats) = NatsServer::start() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let (restarts, _prometheus, prom_port) = exporter_and_prometheus(dir.path()).await;
-    std::fs::create_dir(dir.path().join("playbooks")).unwrap();
-    std::fs::write(
-        dir.path().join("playbooks/live.yaml"),
-        format!("{FAST_CRASH_LOOP}---\n{PLAYBOOKS}"),
-    )
-    .unwrap();
-    let objects = OBJECTS
-        .iter()
-        .map(|y| ClusterObject::from_value(serde_yaml::from_str(y).unwrap()).unwrap())
-        .collect();
-    let sim = Arc::new(SimCluster::new(objects, vec![]));
-    let (fake, client) = fake_apiserver().await;
-    let start = async |name: &str| {
-        let (config, port) = replica_config(dir.path(), name, prom_port, &nats.url());
+/// What both replicas share, and the crash loop the test drives.
+struct World {
+    nats: NatsServer,
+    dir: tempfile::TempDir,
+    _prometheus: common::live::Killed,
+    prom_port: u16,
+    restarts: Arc<std::sync::atomic::AtomicU64>,
+    sim: Arc<SimCluster>,
+    fake: Fake,
+}
+
+type Replica = (
+    Arc<Leadership>,
+    tokio::task::JoinHandle<Result<(), medic::run::RunError>>,
+    u16,
+);
+
+impl World {
+    async fn new() -> Option<(World, kube::Client)> {
+        let nats = NatsServer::start()?;
+        let dir = tempfile::tempdir().unwrap();
+        let (restarts, prometheus, prom_port) = exporter_and_prometheus(dir.path()).await;
+        std::fs::create_dir(dir.path().join("playbooks")).unwrap();
+        std::fs::write(
+            dir.path().join("playbooks/live.yaml"),
+            format!("{FAST_CRASH_LOOP}---\n{PLAYBOOKS}"),
+        )
+        .unwrap();
+        let objects = OBJECTS
+            .iter()
+            .map(|y| ClusterObject::from_value(serde_yaml::from_str(y).unwrap()).unwrap())
+            .collect();
+        let (fake, client) = fake_apiserver().await;
+        let world = World {
+            nats,
+            dir,
+            _prometheus: prometheus,
+            prom_port,
+            restarts,
+            sim: Arc::new(SimCluster::new(objects, vec![])),
+            fake,
+        };
+        Some((world, client))
+    }
+
+    /// Starts replica `medic-<name>`, reaching the API server through `client`.
+    async fn start(&self, name: &str, client: &kube::Client) -> Replica {
+        let (config, port) =
+            replica_config(self.dir.path(), name, self.prom_port, &self.nats.url());
         let leader = Arc::new(
             Leadership::start(
                 client.clone(),
@@ -108,7 +142,7 @@ async fn a_replica_taking_over_mid_plan_finishes_it_from_the_jetstream_journal()
             .unwrap(),
         );
         let cluster: Arc<dyn Cluster> = Arc::new(FencedCluster::new(
-            sim.clone(),
+            self.sim.clone(),
             leader.clone(),
             client.clone(),
             config.leader_election.clone(),
@@ -120,69 +154,156 @@ async fn a_replica_taking_over_mid_plan_finishes_it_from_the_jetstream_journal()
             std::future::pending(),
         ));
         (leader, task, port)
-    };
-    let (a, a_task, _) = start("a").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !a.is_leader() {
-        assert!(Instant::now() < deadline, "a never led");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (b, _b_task, b_port) = start("b").await;
-    drop(a);
 
-    // The crash loop, a restart a second, until the leader has cordoned.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while carried_out(&sim).is_empty() {
-        restarts.fetch_add(1, Ordering::SeqCst);
-        assert!(Instant::now() < deadline, "the leader never acted");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    assert_eq!(
-        holder(&fake, "medic-leader").as_deref(),
-        Some("medic-a"),
-        "the first replica acted, as the leader"
-    );
-    // The leader stops between the steps, with no goodbye to the journal.
-    a_task.abort();
-    let _ = a_task.await;
-
-    let base = format!("http://127.0.0.1:{b_port}");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let incident = loop {
-        let list: Option<serde_json::Value> =
-            match reqwest::get(format!("{base}/api/v1/incidents")).await {
-                Ok(r) => r.json().await.ok(),
-                Err(_) => None,
-            };
-        if let Some(inc) = list.as_ref().and_then(|l| l.get(0))
-            && !inc["resolved_at_s"].is_null()
-        {
-            break inc.clone();
+    /// Drives the crash loop, a restart a second, until the leader has
+    /// carried out step 1.
+    async fn until_step_one(&self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while carried_out(&self.sim).is_empty() {
+            self.restarts.fetch_add(1, Ordering::SeqCst);
+            assert!(Instant::now() < deadline, "the leader never acted");
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        assert_eq!(
+            holder(&self.fake, "medic-leader").as_deref(),
+            Some("medic-a"),
+            "the first replica acted, as the leader"
+        );
+    }
+
+    /// Waits for the replica serving `port` to resolve the incident, and
+    /// checks that the cluster saw each step once and the incident shows
+    /// both, neither failed.
+    async fn finished_by(&self, port: u16) {
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let incident = loop {
+            let list: Option<serde_json::Value> =
+                match reqwest::get(format!("{base}/api/v1/incidents")).await {
+                    Ok(r) => r.json().await.ok(),
+                    Err(_) => None,
+                };
+            if let Some(inc) = list.as_ref().and_then(|l| l.get(0))
+                && !inc["resolved_at_s"].is_null()
+            {
+                break inc.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the second replica never finished the plan"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        assert_eq!(
+            carried_out(&self.sim),
+            vec![
+                ("cordon_node".to_string(), "Node/n1".to_string()),
+                ("scale".to_string(), "Deployment/shop/api".to_string()),
+            ],
+            "each step once, across both replicas"
+        );
+        let actions: Vec<(&str, &str)> = incident["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["action"].as_str().unwrap(), a["result"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            actions,
+            [("cordon_node", "ok"), ("scale", "ok")],
+            "the incident the journal carried over: {incident}"
+        );
+        assert_eq!(
+            holder(&self.fake, "medic-leader").as_deref(),
+            Some("medic-b")
+        );
+    }
+}
+
+async fn until_leads(replica: &Replica) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !replica.0.is_leader() {
         assert!(
             Instant::now() < deadline,
-            "the second replica never finished the plan"
+            "{} never led",
+            replica.0.identity()
         );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_taking_over_mid_plan_finishes_it_from_the_jetstream_journal() {
+    let Some((world, client)) = World::new().await else {
+        return;
+    };
+    let a = world.start("a", &client).await;
+    until_leads(&a).await;
+    let b = world.start("b", &client).await;
+    world.until_step_one().await;
+    // The leader stops between the steps, with no goodbye to the journal.
+    a.1.abort();
+    let _ = a.1.await;
+    drop(a.0);
+    world.finished_by(b.2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_api_server_stands_down_and_the_other_finishes() {
+    let Some((world, client)) = World::new().await else {
+        return;
+    };
+    let (cut_client, cut) = partitionable_client(&world.fake).await;
+    let a = world.start("a", &cut_client).await;
+    until_leads(&a).await;
+    let b = world.start("b", &client).await;
+    world.until_step_one().await;
+    // The leader keeps running, and reaching NATS, but not the API server:
+    // it cannot renew its Lease, and still believes it holds it.
+    cut.store(true, Ordering::SeqCst);
+    world.finished_by(b.2).await;
+    assert!(a.0.is_leader(), "the cut-off replica's belief is stale");
+    assert!(!a.1.is_finished(), "and it is still running");
+    // But it stood down: it says so to people answering through it, and
+    // it did not go on to step 2 (to have the write refused, after the
+    // client's retries, and record the plan as failed).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        let r = reqwest::Client::new()
+            .post(format!(
+                "http://127.0.0.1:{}/api/v1/incidents/any/approve",
+                a.2
+            ))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({"by": "alice", "step": 2}))
+            .send()
+            .await
+            .unwrap();
+        let (code, text) = (r.status().as_u16(), r.text().await.unwrap());
+        if code == 503 || Instant::now() > deadline {
+            break (code, text);
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    assert!(b.is_leader(), "the second replica leads");
-    assert_eq!(
-        carried_out(&sim),
-        vec![
-            ("cordon_node".to_string(), "Node/n1".to_string()),
-            ("scale".to_string(), "Deployment/shop/api".to_string()),
-        ],
-        "each step once, across both replicas"
+    assert_eq!(answer.0, 503, "{}", answer.1);
+    assert!(
+        answer.1.contains("this replica does not lead"),
+        "{}",
+        answer.1
     );
-    let actions: Vec<&str> = incident["actions"]
+    let theirs: serde_json::Value =
+        reqwest::get(format!("http://127.0.0.1:{}/api/v1/incidents", a.2))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let actions: Vec<(&str, &str)> = theirs[0]["actions"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| a["action"].as_str().unwrap())
+        .map(|a| (a["action"].as_str().unwrap(), a["result"].as_str().unwrap()))
         .collect();
-    assert_eq!(
-        actions,
-        ["cordon_node", "scale"],
-        "the incident the journal carried over"
-    );
+    assert_eq!(actions, [("cordon_node", "ok")], "{theirs}");
 }

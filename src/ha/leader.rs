@@ -55,7 +55,7 @@ impl Leadership {
             lease_name: config.lease_name.clone(),
             leases: Api::namespaced(client.clone(), &namespace),
             pods: Api::namespaced(client, &namespace),
-            margin: Duration::from_secs(secs(config.renew_before.0) / 2),
+            margin: Duration::from_millis(secs(config.renew_before.0) * 500),
             state,
             task,
         })
@@ -88,13 +88,35 @@ impl Leadership {
         }
     }
 
+    /// Whether this replica may run the pipeline this cycle: it believes it
+    /// leads and the API confirms it. The background renewal keeps its last
+    /// belief while the API is unreachable, so a leader cut off from it
+    /// would otherwise go on deciding, journaling and notifying beside the
+    /// replica that took the Lease over.
+    pub async fn leads_now(&self) -> bool {
+        if !self.is_leader() {
+            return false;
+        }
+        match self.confirm().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(identity = %self.identity, error = %e, "leadership not confirmed: not acting this cycle");
+                false
+            }
+        }
+    }
+
     /// Reads the Lease from the API and succeeds only if this replica holds
     /// it with enough time left.
     pub async fn confirm(&self) -> Result<(), HaError> {
-        let lease = self
-            .leases
-            .get(&self.lease_name)
+        // The client retries a 503 for minutes; an answer later than the
+        // margin could not confirm the Lease anyway.
+        let lease = tokio::time::timeout(self.margin, self.leases.get(&self.lease_name))
             .await
+            .map_err(|_| HaError::ReadTimeout {
+                lease: self.lease_name.clone(),
+                after_ms: self.margin.as_millis(),
+            })?
             .map_err(|source| HaError::Read {
                 lease: self.lease_name.clone(),
                 source,

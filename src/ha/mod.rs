@@ -25,6 +25,10 @@ pub enum HaError {
     },
     #[error("cannot read lease {lease}")]
     Read { lease: String, source: kube::Error },
+    #[error(
+        "cannot read lease {lease} within {after_ms} ms (the API server is slow or unreachable)"
+    )]
+    ReadTimeout { lease: String, after_ms: u128 },
     #[error("not the leader: {0}")]
     NotLeader(String),
     #[error("lease {lease} is held by {holder} (waited {waited}s)")]

@@ -163,7 +163,10 @@ pub async fn run(
                 tracing::info!(new, "alerts from Alertmanager");
             }
         }
-        let leads = leader.as_ref().is_none_or(|l| l.is_leader());
+        let leads = match &leader {
+            Some(l) => l.leads_now().await,
+            None => true,
+        };
         if leading == Some(false) && leads {
             // Taking over: start from what the journal holds now (with
             // JetStream, what the previous leader intended and did), not

@@ -12,6 +12,7 @@ use medic::ha::LeaderElection;
 use medic::model::Secs;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -168,4 +169,32 @@ pub async fn until(what: &str, mut f: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// Another way into the same fake, for one replica: while `cut` is set it
+/// answers every request 503, as for a replica cut off from the API server.
+pub async fn partitionable_client(fake: &Fake) -> (kube::Client, Arc<AtomicBool>) {
+    let cut = Arc::new(AtomicBool::new(false));
+    let (store, switch) = (fake.clone(), cut.clone());
+    let app = Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (store, switch) = (store.clone(), switch.clone());
+            async move {
+                if switch.load(Ordering::SeqCst) {
+                    return status(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "ServiceUnavailable",
+                        "cut off",
+                    );
+                }
+                api(axum::extract::State(store), method, uri, headers, body).await
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut config = kube::Config::new(format!("http://{addr}").parse().unwrap());
+    config.default_namespace = NS.into();
+    (kube::Client::try_from(config).unwrap(), cut)
 }
