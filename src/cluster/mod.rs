@@ -34,6 +34,11 @@ pub enum ClusterError {
     },
     #[error("cluster API error: {0}")]
     Api(String),
+    #[error("{what} not read within {}s", after.as_secs())]
+    Timeout {
+        what: String,
+        after: std::time::Duration,
+    },
 }
 
 /// One action for the cluster to perform.

@@ -344,7 +344,16 @@ impl Engine {
         split(&mut timings.signals);
         // Fail closed: with no fresh view of the cluster, correlate on the
         // last one but take no action this tick.
-        let fresh = match self.cluster.snapshot().await {
+        // The Kubernetes client retries a 503 for minutes: a snapshot not
+        // read within a cycle is no fresh view.
+        let wait = Duration::from_secs(self.config.interval.0.max(1).unsigned_abs());
+        let read = tokio::time::timeout(wait, self.cluster.snapshot()).await;
+        let fresh = match read.unwrap_or_else(|_| {
+            Err(crate::cluster::ClusterError::Timeout {
+                what: "the cluster snapshot".into(),
+                after: wait,
+            })
+        }) {
             Ok(s) => {
                 // The Kubernetes adapter reads a new snapshot every tick; one
                 // equal to the last (the usual case; about 1 ms to compare
@@ -994,5 +1003,52 @@ mod tests {
         sim.perform(&restart_b(140)).await.unwrap();
         e.tick(180, &none).await;
         assert_eq!(e.view, view + 1, "a restart changed it");
+    }
+
+    /// A cluster whose API never answers.
+    struct Silent;
+
+    #[async_trait::async_trait]
+    impl Cluster for Silent {
+        async fn snapshot(&self) -> Result<Arc<ClusterSnapshot>, crate::cluster::ClusterError> {
+            std::future::pending().await
+        }
+        async fn perform(
+            &self,
+            _: &crate::cluster::ActionRequest,
+        ) -> Result<String, crate::cluster::ClusterError> {
+            panic!("nothing may be written without a fresh view of the cluster")
+        }
+        async fn logs(
+            &self,
+            _: &ObjectRef,
+            _: usize,
+        ) -> Result<String, crate::cluster::ClusterError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cluster_that_never_answers_costs_a_cycle_not_the_loop() {
+        let mut e = Engine::new(
+            Config {
+                interval: crate::model::Secs(1),
+                ..Config::default()
+            },
+            Library::default(),
+            Topology::default(),
+            Arc::new(Silent),
+            Arc::new(PrometheusMetrics::new("http://127.0.0.1:9").unwrap()),
+            Arc::new(MemoryEscalator::default()),
+        );
+        e.ingest_alerts(vec![alert("a", "a-1", 100, false)]);
+        let none = BTreeMap::new();
+        for at in [200, 230] {
+            tokio::time::timeout(Duration::from_secs(30), e.tick(at, &none))
+                .await
+                .expect("the tick gives up on the snapshot after its interval");
+        }
+        assert_eq!(e.incidents.len(), 1, "correlated on the last view");
+        assert!(e.incidents[0].actions.is_empty());
     }
 }

@@ -94,7 +94,11 @@ pub async fn run(
         Some(r) => r.poll()?.unwrap_or_default(),
         None => Library::embedded()?,
     };
-    let shared: Shared = Arc::new(RwLock::new(Status::default()));
+    let shared: Shared = Arc::new(RwLock::new(Status {
+        started_at: unix_now(),
+        interval: config.interval.0.max(1),
+        ..Status::default()
+    }));
     let people = People::open(&config).await?;
     let token = match &config.api.token_file {
         Some(path) => Some(
@@ -441,6 +445,7 @@ fn publish(
         s.detectors = engine.library().detectors.len();
         s.playbooks = engine.library().playbooks.len();
         s.cycles += 1;
+        s.last_cycle_at = Some(unix_now());
         s.leader = leader;
         s.incidents = report.incidents;
     }

@@ -3,7 +3,7 @@
 
 use super::answers::{self, AnswerDesk, AnswerRequest};
 use super::slack::{self, SlackDesk};
-use crate::model::unix_now;
+use crate::model::{Timestamp, unix_now};
 use crate::replay::IncidentReport;
 use crate::signal::{AlertEvent, WebhookPayload, from_webhook};
 use axum::extract::rejection::JsonRejection;
@@ -25,6 +25,38 @@ pub struct Status {
     /// Whether this replica leads; `None` without leader election.
     pub leader: Option<bool>,
     pub incidents: Vec<IncidentReport>,
+    /// When the loop started, and when it last finished a cycle.
+    pub started_at: Timestamp,
+    pub last_cycle_at: Option<Timestamp>,
+    /// The cycle interval, in seconds: how late a cycle may be.
+    pub interval: i64,
+}
+
+impl Status {
+    /// Seconds since the loop last finished a cycle (or started).
+    fn quiet_for(&self, now: Timestamp) -> i64 {
+        now - self.last_cycle_at.unwrap_or(self.started_at)
+    }
+
+    /// Not ready once three cycles are missed (at least a minute): a loop
+    /// stuck on a slow API should not take alerts.
+    fn late(&self, now: Timestamp) -> Option<String> {
+        let limit = (3 * self.interval).max(60);
+        let quiet = self.quiet_for(now);
+        (self.started_at > 0 && quiet > limit).then(|| {
+            format!("no cycle has finished for {quiet}s (more than {limit}s): the loop is stuck")
+        })
+    }
+
+    /// Not alive once ten cycles are missed (at least five minutes), so
+    /// Kubernetes restarts a hung medic, which gives up the leader Lease
+    /// the background renewal would otherwise keep.
+    fn stuck(&self, now: Timestamp) -> Option<String> {
+        let limit = (10 * self.interval).max(300);
+        let quiet = self.quiet_for(now);
+        (self.started_at > 0 && quiet > limit)
+            .then(|| format!("no cycle has finished for {quiet}s (more than {limit}s): restart me"))
+    }
 }
 
 pub type Shared = Arc<RwLock<Status>>;
@@ -53,7 +85,7 @@ pub fn router(
     slack: Option<SlackDesk>,
 ) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/incidents", get(incidents))
@@ -161,9 +193,17 @@ async fn slack_interaction(
     slack::interaction(desk, leads, &headers, &body, unix_now()).await
 }
 
+async fn healthz(State(app): State<App>) -> Response {
+    match read(&app.status).stuck(unix_now()) {
+        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, problem).into_response(),
+        None => (StatusCode::OK, "ok").into_response(),
+    }
+}
+
 async fn readyz(State(app): State<App>) -> Response {
     let s = read(&app.status);
     let mut problems = Vec::new();
+    problems.extend(s.late(unix_now()));
     if s.cycles == 0 {
         problems.push("no detection cycle has run yet".to_string());
     }
@@ -202,5 +242,36 @@ async fn incident(State(app): State<App>, Path(id): Path<String>) -> Response {
     match read(&app.status).incidents.into_iter().find(|i| i.id == id) {
         Some(i) => Json(i).into_response(),
         None => (StatusCode::NOT_FOUND, format!("no incident {id}")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loop_that_stops_finishing_cycles_is_first_unready_then_dead() {
+        let mut s = Status {
+            started_at: 1000,
+            interval: 30,
+            ..Status::default()
+        };
+        assert_eq!(s.late(1090), None, "starting: three cycles of grace");
+        assert!(
+            s.late(1091)
+                .unwrap()
+                .contains("no cycle has finished for 91s")
+        );
+        s.last_cycle_at = Some(1100);
+        assert_eq!(s.late(1190), None);
+        assert_eq!(s.stuck(1400), None);
+        assert!(s.stuck(1401).unwrap().contains("more than 300s"));
+        // A slow interval stretches both limits.
+        s.interval = 120;
+        assert_eq!(s.late(1100 + 360), None);
+        assert!(s.late(1100 + 361).is_some());
+        assert_eq!(s.stuck(1100 + 1200), None);
+        // No loop behind it (the bench's intake server): never late.
+        assert_eq!(Status::default().late(1_000_000), None);
     }
 }
