@@ -347,13 +347,14 @@ impl Engine {
         // The Kubernetes client retries a 503 for minutes: a snapshot not
         // read within a cycle is no fresh view.
         let wait = Duration::from_secs(self.config.interval.0.max(1).unsigned_abs());
-        let read = tokio::time::timeout(wait, self.cluster.snapshot()).await;
-        let fresh = match read.unwrap_or_else(|_| {
-            Err(crate::cluster::ClusterError::Timeout {
+        let read = match tokio::time::timeout(wait, self.cluster.snapshot()).await {
+            Ok(read) => read,
+            Err(_) => Err(crate::cluster::ClusterError::Timeout {
                 what: "the cluster snapshot".into(),
                 after: wait,
-            })
-        }) {
+            }),
+        };
+        let fresh = match read {
             Ok(s) => {
                 // The Kubernetes adapter reads a new snapshot every tick; one
                 // equal to the last (the usual case; about 1 ms to compare
@@ -1006,10 +1007,10 @@ mod tests {
     }
 
     /// A cluster whose API never answers.
-    struct Silent;
+    struct Unreachable;
 
     #[async_trait::async_trait]
-    impl Cluster for Silent {
+    impl Cluster for Unreachable {
         async fn snapshot(&self) -> Result<Arc<ClusterSnapshot>, crate::cluster::ClusterError> {
             std::future::pending().await
         }
@@ -1037,7 +1038,7 @@ mod tests {
             },
             Library::default(),
             Topology::default(),
-            Arc::new(Silent),
+            Arc::new(Unreachable),
             Arc::new(PrometheusMetrics::new("http://127.0.0.1:9").unwrap()),
             Arc::new(MemoryEscalator::default()),
         );
