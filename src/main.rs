@@ -606,9 +606,10 @@ async fn run_command(config: PathBuf, sim_cluster: Option<PathBuf>) -> Result<Ex
             (Arc::new(sim), None)
         }
         None => {
-            let client = kube::Client::try_default().await.context(
+            let config_in = kube::Config::infer().await.context(
                 "cannot reach the Kubernetes API (in-cluster ServiceAccount or KUBECONFIG)",
             )?;
+            let client = medic::cluster::kube_client(config_in)?;
             let kube: Arc<dyn medic::cluster::Cluster> =
                 Arc::new(medic::cluster::KubeCluster::new(client.clone()));
             let election = &config.leader_election;
@@ -636,7 +637,7 @@ async fn kube_client(path: &std::path::Path) -> Result<kube::Client> {
     let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
         .await
         .with_context(|| format!("kubeconfig {}", path.display()))?;
-    kube::Client::try_from(config).context("cannot build a Kubernetes client")
+    Ok(medic::cluster::kube_client(config)?)
 }
 
 /// Ctrl-C or SIGTERM (what Kubernetes sends before killing the pod).

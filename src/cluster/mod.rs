@@ -1,12 +1,14 @@
 //! The `Cluster` port: read the objects medic reasons about; perform typed
 //! actions. `SimCluster` holds a fixture's objects in memory.
 
+mod client;
 mod kube;
 mod object;
 mod sim;
 mod snapshot;
 
 pub use self::kube::{EvictionRetry, KubeCluster};
+pub use client::kube_client;
 pub use object::{ClusterObject, ObjectError};
 pub use sim::{Relisted, SimCluster};
 pub use snapshot::{ChangeEvent, ClusterSnapshot, NodeInfo, PodInfo, WorkloadInfo};
