@@ -143,6 +143,14 @@ impl PlanRun {
         }
     }
 
+    /// Stopped at a step until a person answers its approval request.
+    pub fn awaits_answer(&self) -> bool {
+        matches!(
+            self.state,
+            RunState::AwaitingApproval { approval: true, .. }
+        )
+    }
+
     /// Still running or verifying: the incident may not resolve under it.
     pub fn is_active(&self) -> bool {
         matches!(self.state, RunState::Ready | RunState::Verifying { .. })

@@ -212,7 +212,6 @@ impl Engine {
             self.planning.remove(&inc.id);
         }
         self.incidents.retain(|i| !old(i));
-        self.index = IncidentIndex::default(); // positions moved: rebuilt on next use
     }
 
     /// Swaps in a new, already linted set of detectors and playbooks. Signals
@@ -271,7 +270,6 @@ impl Engine {
             );
         }
         self.incidents = restored.incidents;
-        self.index = IncidentIndex::default();
         self.journal = Some(journal);
         self
     }
@@ -344,8 +342,8 @@ impl Engine {
         split(&mut timings.signals);
         // Fail closed: with no fresh view of the cluster, correlate on the
         // last one but take no action this tick.
-        // The Kubernetes client retries a 503 for minutes: a snapshot not
-        // read within a cycle is no fresh view.
+        // A snapshot not read within a cycle (a slow or silent API server)
+        // is no fresh view.
         let wait = Duration::from_secs(self.config.interval.0.max(1).unsigned_abs());
         let read = match tokio::time::timeout(wait, self.cluster.snapshot()).await {
             Ok(read) => read,
@@ -390,12 +388,20 @@ impl Engine {
         split(&mut timings.correlate);
         self.update_storm(now).await;
         let mut view = self.guard_view(now);
-        let approvals_generation = match self.approvals.generation().await {
-            Ok(g) => Some(g),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the approval store's generation");
-                None
-            }
+        // Read only when some run waits for an answer (a request with NATS).
+        let waiting = self
+            .planning
+            .values()
+            .any(|p| p.run.as_ref().is_some_and(PlanRun::awaits_answer));
+        let approvals_generation = match waiting.then(|| self.approvals.generation()) {
+            Some(read) => match read.await {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the approval store's generation");
+                    None
+                }
+            },
+            None => None,
         };
         for idx in 0..self.incidents.len() {
             if self.incidents[idx].is_open() {

@@ -109,8 +109,8 @@ impl Leadership {
     /// Reads the Lease from the API and succeeds only if this replica holds
     /// it with enough time left.
     pub async fn confirm(&self) -> Result<(), HaError> {
-        // The client retries a 503 for minutes; an answer later than the
-        // margin could not confirm the Lease anyway.
+        // An answer later than the margin could not confirm the Lease anyway
+        // (a silent API server would otherwise hold it to the read timeout).
         let lease = tokio::time::timeout(self.margin, self.leases.get(&self.lease_name))
             .await
             .map_err(|_| HaError::ReadTimeout {

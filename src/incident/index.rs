@@ -11,7 +11,8 @@ use std::collections::HashMap;
 pub struct IncidentIndex {
     by_object: HashMap<ObjectRef, Vec<usize>>,
     /// How many incidents it covers; any other count means the list was
-    /// changed behind its back (forgotten, restored) and it is rebuilt.
+    /// changed behind its back (forgotten, restored) and it is rebuilt:
+    /// the one way it catches up, so the engine never resets it.
     covers: usize,
 }
 

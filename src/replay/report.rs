@@ -374,7 +374,6 @@ fn check(r: &Report, expect: &Expect) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::incident::SignalRecord;
     use crate::model::{ObjectRef, Secs, Severity};
     use crate::signal::Signal;
 

@@ -95,7 +95,7 @@ pub async fn run(
         None => Library::embedded()?,
     };
     let shared: Shared = Arc::new(RwLock::new(Status {
-        started_at: unix_now(),
+        started_at: Some(unix_now()),
         interval: config.interval.0.max(1),
         ..Status::default()
     }));

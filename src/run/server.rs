@@ -25,37 +25,36 @@ pub struct Status {
     /// Whether this replica leads; `None` without leader election.
     pub leader: Option<bool>,
     pub incidents: Vec<IncidentReport>,
-    /// When the loop started, and when it last finished a cycle.
-    pub started_at: Timestamp,
+    /// When the loop started (None: no loop behind these endpoints, as in
+    /// the bench's intake server), and when it last finished a cycle.
+    pub started_at: Option<Timestamp>,
     pub last_cycle_at: Option<Timestamp>,
     /// The cycle interval, in seconds: how late a cycle may be.
     pub interval: i64,
 }
 
 impl Status {
-    /// Seconds since the loop last finished a cycle (or started).
-    fn quiet_for(&self, now: Timestamp) -> i64 {
-        now - self.last_cycle_at.unwrap_or(self.started_at)
+    /// Why the loop counts as stuck once `cycles` intervals (at least
+    /// `floor` seconds) pass without a cycle finishing.
+    fn quiet_beyond(&self, now: Timestamp, cycles: i64, floor: i64) -> Option<String> {
+        let since = self.last_cycle_at.or(self.started_at)?;
+        let (quiet, limit) = (now - since, (cycles * self.interval).max(floor));
+        (quiet > limit).then(|| format!("no cycle has finished for {quiet}s (more than {limit}s)"))
     }
 
     /// Not ready once three cycles are missed (at least a minute): a loop
     /// stuck on a slow API should not take alerts.
     fn late(&self, now: Timestamp) -> Option<String> {
-        let limit = (3 * self.interval).max(60);
-        let quiet = self.quiet_for(now);
-        (self.started_at > 0 && quiet > limit).then(|| {
-            format!("no cycle has finished for {quiet}s (more than {limit}s): the loop is stuck")
-        })
+        self.quiet_beyond(now, 3, 60)
+            .map(|why| format!("{why}: the loop is stuck"))
     }
 
     /// Not alive once ten cycles are missed (at least five minutes), so
     /// Kubernetes restarts a hung medic, which gives up the leader Lease
     /// the background renewal would otherwise keep.
     fn stuck(&self, now: Timestamp) -> Option<String> {
-        let limit = (10 * self.interval).max(300);
-        let quiet = self.quiet_for(now);
-        (self.started_at > 0 && quiet > limit)
-            .then(|| format!("no cycle has finished for {quiet}s (more than {limit}s): restart me"))
+        self.quiet_beyond(now, 10, 300)
+            .map(|why| format!("{why}: restart me"))
     }
 }
 
@@ -252,7 +251,7 @@ mod tests {
     #[test]
     fn a_loop_that_stops_finishing_cycles_is_first_unready_then_dead() {
         let mut s = Status {
-            started_at: 1000,
+            started_at: Some(1000),
             interval: 30,
             ..Status::default()
         };
