@@ -610,8 +610,10 @@ async fn run_command(config: PathBuf, sim_cluster: Option<PathBuf>) -> Result<Ex
                 "cannot reach the Kubernetes API (in-cluster ServiceAccount or KUBECONFIG)",
             )?;
             let client = medic::cluster::kube_client(config_in)?;
+            // Listed once and then followed: a cycle reads memory, not the
+            // API server. A standby keeps its view warm for a takeover.
             let kube: Arc<dyn medic::cluster::Cluster> =
-                Arc::new(medic::cluster::KubeCluster::new(client.clone()));
+                Arc::new(medic::cluster::WatchedCluster::start(client.clone()));
             let election = &config.leader_election;
             if election.enabled {
                 let leader = Arc::new(

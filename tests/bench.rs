@@ -57,5 +57,12 @@ fn the_benchmarks_run_and_report_each_figure() {
         .find_map(|l| l.strip_prefix("by cycle (MiB): "))
         .unwrap_or_else(|| panic!("no memory by cycle:\n{out}"));
     assert_eq!(by_cycle.split_whitespace().count(), 3, "{out}");
+    // Listed once, a page per kind, then watched: cycles send no lists.
+    assert!(
+        out.contains(
+            "requests to the API server over the run: 4 list pages of 250 objects, 4 watches"
+        ),
+        "{out}"
+    );
     assert!(out.contains("(100 batches)"), "{out}");
 }

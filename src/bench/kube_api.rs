@@ -11,12 +11,24 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Each list's items, serialized once.
-type Lists = Arc<BTreeMap<&'static str, (&'static str, &'static str, Vec<String>)>>;
+/// Each list's items, serialized once, and the requests served.
+struct Served {
+    lists: BTreeMap<&'static str, (&'static str, &'static str, Vec<String>)>,
+    requests: Arc<Requests>,
+}
+
+/// Requests the API server has answered: list pages and watches opened.
+#[derive(Debug, Default)]
+pub struct Requests {
+    pub list_pages: AtomicUsize,
+    pub watches: AtomicUsize,
+}
 
 pub struct KubeApi {
     pub url: String,
+    pub requests: Arc<Requests>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -98,7 +110,11 @@ pub async fn serve(shape: &Shape) -> Result<KubeApi, BenchError> {
             items.push(serde_json::to_string(&json).map_err(setup)?);
         }
     }
-    let app = Router::new().fallback(list).with_state(Arc::new(lists));
+    let requests = Arc::new(Requests::default());
+    let app = Router::new().fallback(list).with_state(Arc::new(Served {
+        lists,
+        requests: requests.clone(),
+    }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(setup)?;
@@ -106,21 +122,37 @@ pub async fn serve(shape: &Shape) -> Result<KubeApi, BenchError> {
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    Ok(KubeApi { url, task })
+    Ok(KubeApi {
+        url,
+        requests,
+        task,
+    })
 }
 
 async fn list(
-    State(lists): State<Lists>,
+    State(served): State<Arc<Served>>,
     uri: Uri,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
-    let Some((api_version, kind, items)) = lists.get(uri.path()) else {
+    let Some((api_version, kind, items)) = served.lists.get(uri.path()) else {
         return (
             StatusCode::NOT_FOUND,
             r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#,
         )
             .into_response();
     };
+    if q.get("watch").is_some_and(|w| w == "true") {
+        served.requests.watches.fetch_add(1, Ordering::Relaxed);
+        // Nothing changes in the synthetic cluster: the watch stays open
+        // and silent, as a real one does between events.
+        let silent = futures::stream::pending::<Result<bytes::Bytes, std::convert::Infallible>>();
+        return (
+            [("content-type", "application/json")],
+            axum::body::Body::from_stream(silent),
+        )
+            .into_response();
+    }
+    served.requests.list_pages.fetch_add(1, Ordering::Relaxed);
     let from: usize = q.get("continue").and_then(|c| c.parse().ok()).unwrap_or(0);
     let limit: usize = q
         .get("limit")

@@ -118,6 +118,17 @@ pub async fn watch(shape: &Shape, cycles: usize, prometheus: &str) -> Result<Str
     );
     let _ = writeln!(
         out,
+        "requests to the API server over the run: {} list pages of {} objects, {} watches",
+        api.requests
+            .list_pages
+            .load(std::sync::atomic::Ordering::Relaxed),
+        crate::cluster::LIST_PAGE,
+        api.requests
+            .watches
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    let _ = writeln!(
+        out,
         "by cycle (MiB): {}",
         by_cycle
             .iter()

@@ -134,7 +134,7 @@ where
 }
 
 /// Each ReplicaSet is a rollout of its Deployment: a deploy at its creation.
-fn deploy_of(rs: &ReplicaSet) -> Option<ChangeEvent> {
+pub(super) fn deploy_of(rs: &ReplicaSet) -> Option<ChangeEvent> {
     let owner = rs
         .metadata
         .owner_references
@@ -163,12 +163,12 @@ fn deploy_of(rs: &ReplicaSet) -> Option<ChangeEvent> {
 
 /// Objects per list request: a 10,000-pod cluster is read 250 pods at a
 /// time, so at most one page of full objects is in memory at once.
-const PAGE: u32 = 250;
+pub const PAGE: u32 = 250;
 
 /// The object with only what the snapshot reads: names, labels and
 /// annotations, owners, creation time, and the few spec and status fields
 /// the guards and ranking need. A full pod spec is dropped at once.
-fn trimmed<T: serde::Serialize>(value: &T) -> Option<ClusterObject> {
+pub(super) fn trimmed<T: serde::Serialize>(value: &T) -> Option<ClusterObject> {
     let mut json = serde_json::to_value(value).ok()?;
     let keep = |v: &mut serde_json::Value, fields: &[&str]| {
         if let Some(map) = v.as_object_mut() {

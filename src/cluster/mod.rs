@@ -6,12 +6,14 @@ mod kube;
 mod object;
 mod sim;
 mod snapshot;
+mod watched;
 
-pub use self::kube::{EvictionRetry, KubeCluster};
+pub use self::kube::{EvictionRetry, KubeCluster, PAGE as LIST_PAGE};
 pub use client::kube_client;
 pub use object::{ClusterObject, ObjectError};
 pub use sim::{Relisted, SimCluster};
-pub use snapshot::{ChangeEvent, ClusterSnapshot, NodeInfo, PodInfo, WorkloadInfo};
+pub use snapshot::{ChangeEvent, ClusterSnapshot, NodeInfo, PodInfo, PodRecord, WorkloadInfo};
+pub use watched::WatchedCluster;
 
 use crate::act::Action;
 use crate::model::{ObjectRef, Timestamp};

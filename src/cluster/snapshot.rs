@@ -5,14 +5,53 @@ use super::ClusterObject;
 use crate::model::{ObjectRef, Timestamp};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A pod's labels and annotations. Shared: the watch-fed view and each
+/// snapshot built from it hold one copy, not one each.
+pub type Labels = Arc<BTreeMap<String, String>>;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodInfo {
     pub node: Option<String>,
     /// Labels and annotations as written in the cluster: untrusted text.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// The workload that owns the pod, lifted through its ReplicaSet.
     pub owner: Option<ObjectRef>,
+}
+
+/// A pod as read, before its owner is lifted to a workload: kept by the
+/// watch-fed view, whose events come in any order, so a pod may arrive
+/// before its ReplicaSet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodRecord {
+    /// The controller's kind and name, as the pod names it.
+    pub controller: Option<(String, String)>,
+    pub node: Option<String>,
+    pub labels: Labels,
+}
+
+impl PodRecord {
+    pub fn of(o: &ClusterObject) -> Self {
+        let mut labels = BTreeMap::new();
+        for field in ["labels", "annotations"] {
+            if let Some(map) = o
+                .get(&["metadata", field])
+                .and_then(serde_yaml::Value::as_mapping)
+            {
+                for (k, v) in map {
+                    if let (Some(k), Some(v)) = (k.as_str(), v.as_str()) {
+                        labels.insert(k.to_string(), v.to_string());
+                    }
+                }
+            }
+        }
+        PodRecord {
+            controller: o.controller(),
+            node: o.str(&["spec", "nodeName"]).map(str::to_string),
+            labels: Arc::new(labels),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -23,6 +62,44 @@ pub struct NodeInfo {
     pub ready: bool,
 }
 
+impl NodeInfo {
+    pub fn of(o: &ClusterObject) -> Self {
+        let unschedulable = o
+            .get(&["spec", "unschedulable"])
+            .and_then(serde_yaml::Value::as_bool)
+            .unwrap_or(false);
+        let labels = o.get(&["metadata", "labels"]);
+        let control_plane = labels.is_some_and(|l| {
+            l.get("node-role.kubernetes.io/control-plane").is_some()
+                || l.get("node-role.kubernetes.io/master").is_some()
+        });
+        let ready = o
+            .get(&["status", "conditions"])
+            .and_then(serde_yaml::Value::as_sequence)
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.get("type").and_then(|t| t.as_str()) == Some("Ready"))
+            })
+            .is_none_or(|c| c.get("status").and_then(|s| s.as_str()) == Some("True"));
+        NodeInfo {
+            unschedulable,
+            control_plane,
+            ready,
+        }
+    }
+}
+
+/// The Deployment a ReplicaSet belongs to, as its controller reference says.
+pub fn replica_set_owner(o: &ClusterObject) -> Option<ObjectRef> {
+    let r = &o.reference;
+    match (o.controller(), &r.namespace) {
+        (Some((kind, name)), Some(ns)) if r.is("ReplicaSet") => {
+            Some(ObjectRef::namespaced(&kind, ns, &name))
+        }
+        _ => None,
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WorkloadInfo {
     pub replicas: Option<i64>,
@@ -30,6 +107,26 @@ pub struct WorkloadInfo {
     pub available: Option<i64>,
     pub revision: Option<i64>,
     pub paused: bool,
+}
+
+impl WorkloadInfo {
+    pub fn of(o: &ClusterObject) -> Self {
+        WorkloadInfo {
+            replicas: o
+                .get(&["spec", "replicas"])
+                .and_then(serde_yaml::Value::as_i64),
+            available: o
+                .get(&["status", "availableReplicas"])
+                .and_then(serde_yaml::Value::as_i64),
+            revision: o
+                .annotation("deployment.kubernetes.io/revision")
+                .and_then(|v| v.parse().ok()),
+            paused: o
+                .get(&["spec", "paused"])
+                .and_then(serde_yaml::Value::as_bool)
+                .unwrap_or(false),
+        }
+    }
 }
 
 /// A change to a workload: a deploy, a config change, a rollback.
@@ -89,91 +186,32 @@ impl ClusterSnapshot {
         let r = &o.reference;
         match r.kind.as_str() {
             "Node" => {
-                let unschedulable = o
-                    .get(&["spec", "unschedulable"])
-                    .and_then(serde_yaml::Value::as_bool)
-                    .unwrap_or(false);
-                let labels = o.get(&["metadata", "labels"]);
-                let control_plane = labels.is_some_and(|l| {
-                    l.get("node-role.kubernetes.io/control-plane").is_some()
-                        || l.get("node-role.kubernetes.io/master").is_some()
-                });
-                let ready = o
-                    .get(&["status", "conditions"])
-                    .and_then(serde_yaml::Value::as_sequence)
-                    .and_then(|cs| {
-                        cs.iter()
-                            .find(|c| c.get("type").and_then(|t| t.as_str()) == Some("Ready"))
-                    })
-                    .is_none_or(|c| c.get("status").and_then(|s| s.as_str()) == Some("True"));
-                self.nodes.insert(
-                    r.name.clone(),
-                    NodeInfo {
-                        unschedulable,
-                        control_plane,
-                        ready,
-                    },
-                );
+                self.nodes.insert(r.name.clone(), NodeInfo::of(o));
             }
-            "Pod" => {
-                let owner = o
-                    .controller()
-                    .and_then(|(kind, name)| lift_owner(self, r, &kind, &name));
-                let node = o.str(&["spec", "nodeName"]).map(str::to_string);
-                let mut labels = BTreeMap::new();
-                for field in ["labels", "annotations"] {
-                    if let Some(map) = o
-                        .get(&["metadata", field])
-                        .and_then(serde_yaml::Value::as_mapping)
-                    {
-                        for (k, v) in map {
-                            if let (Some(k), Some(v)) = (k.as_str(), v.as_str()) {
-                                labels.insert(k.to_string(), v.to_string());
-                            }
-                        }
-                    }
-                }
-                self.pods.insert(
-                    r.clone(),
-                    PodInfo {
-                        node,
-                        owner,
-                        labels,
-                    },
-                );
-            }
+            "Pod" => self.add_pod(r, PodRecord::of(o)),
             k if WORKLOAD_KINDS.contains(&k) => {
-                if let (Some((kind, name)), Some(ns), "ReplicaSet") =
-                    (o.controller(), &r.namespace, k)
-                {
-                    self.replica_set_owners
-                        .insert(r.clone(), ObjectRef::namespaced(&kind, ns, &name));
+                if let Some(owner) = replica_set_owner(o) {
+                    self.replica_set_owners.insert(r.clone(), owner);
                 }
-                let replicas = o
-                    .get(&["spec", "replicas"])
-                    .and_then(serde_yaml::Value::as_i64);
-                let revision = o
-                    .annotation("deployment.kubernetes.io/revision")
-                    .and_then(|v| v.parse().ok());
-                let paused = o
-                    .get(&["spec", "paused"])
-                    .and_then(serde_yaml::Value::as_bool)
-                    .unwrap_or(false);
-                let available = o
-                    .get(&["status", "availableReplicas"])
-                    .and_then(serde_yaml::Value::as_i64);
-                self.workloads.insert(
-                    r.clone(),
-                    WorkloadInfo {
-                        replicas,
-                        available,
-                        revision,
-                        paused,
-                    },
-                );
+                self.workloads.insert(r.clone(), WorkloadInfo::of(o));
             }
             _ => {}
         }
+    }
+
+    /// Adds one pod, its owner lifted through the workloads already added.
+    pub fn add_pod(&mut self, r: &ObjectRef, p: PodRecord) {
+        let owner = p
+            .controller
+            .and_then(|(kind, name)| lift_owner(self, r, &kind, &name));
+        self.pods.insert(
+            r.clone(),
+            PodInfo {
+                node: p.node,
+                owner,
+                labels: p.labels,
+            },
+        );
     }
 
     /// Replicas of `workload` available now: its status when it has one,
