@@ -354,9 +354,10 @@ impl Engine {
         };
         let fresh = match read {
             Ok(s) => {
-                // The Kubernetes adapter reads a new snapshot every tick; one
-                // equal to the last (the usual case; about 1 ms to compare
-                // for 10,000 pods) leaves every ranking standing.
+                // A cluster hands out a new snapshot after any change it
+                // sees (the watched one after a pod moved, say); one equal
+                // to the last (about 1 ms to compare for 10,000 pods)
+                // leaves every ranking standing.
                 if !Arc::ptr_eq(&s, &self.last_snapshot) && *s != *self.last_snapshot {
                     self.view += 1;
                     self.last_snapshot = s;
