@@ -48,6 +48,7 @@ pub struct Metrics {
     pub signals_firing: Family<DetectorLabels, Gauge>,
     pub detector_blind: Family<DetectorLabels, Gauge>,
     pub leader: Gauge,
+    pub cluster_view: Gauge,
     pub time_to_detect: Histogram,
     pub time_to_remediate: Histogram,
     pub open_incidents: prometheus_client::metrics::gauge::Gauge,
@@ -128,6 +129,12 @@ pub fn metrics() -> &'static Metrics {
             "1 when this replica holds the leader Lease (always 1 without leader election)",
             leader.clone(),
         );
+        let cluster_view = Gauge::default();
+        registry.register(
+            "cluster_view",
+            "1 when the last cycle read the cluster; 0 when it had no fresh view and took no action",
+            cluster_view.clone(),
+        );
         // Minutes matter here: buckets from 15 s to 2 h.
         let time_to_detect = Histogram::new([
             15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
@@ -150,6 +157,7 @@ pub fn metrics() -> &'static Metrics {
             signals_firing,
             detector_blind,
             leader,
+            cluster_view,
             time_to_detect,
             time_to_remediate,
             open_incidents,
@@ -263,6 +271,10 @@ pub fn record_readiness(rows: &[crate::signal::inputs::Readiness]) {
 
 pub fn record_leader(leader: Option<bool>) {
     metrics().leader.set(i64::from(leader.unwrap_or(true)));
+}
+
+pub fn record_cluster_view(fresh: bool) {
+    metrics().cluster_view.set(i64::from(fresh));
 }
 
 pub fn record_detected(seconds: i64) {

@@ -147,6 +147,7 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
         "medic_time_to_detect_seconds_count 1",
         "medic_time_to_remediate_seconds_count 1",
         "medic_leader 1",
+        "medic_cluster_view 1",
         // No exporter serves work_queue_depth: that detector is blind.
         "medic_detector_blind{detector=\"queue_backlog\"} 1",
         // Each tick's phases are timed.

@@ -93,6 +93,8 @@ pub struct Engine {
     /// By incident id.
     planning: BTreeMap<String, Planning>,
     last_snapshot: Arc<ClusterSnapshot>,
+    /// Whether the last tick read the cluster; without it, it took no action.
+    fresh_view: bool,
     /// Bumped when what ranking reads besides an incident's signals changes:
     /// the cluster snapshot, the detectors.
     view: u64,
@@ -152,6 +154,7 @@ impl Engine {
             index: IncidentIndex::default(),
             planning: BTreeMap::new(),
             last_snapshot: Arc::default(),
+            fresh_view: false,
             view: 0,
             advisor: None,
             resource_detectors,
@@ -321,6 +324,11 @@ impl Engine {
     }
 
     /// The cluster as last read.
+    /// Whether the last tick had a fresh view of the cluster (and so could act).
+    pub fn has_fresh_view(&self) -> bool {
+        self.fresh_view
+    }
+
     pub fn snapshot(&self) -> &ClusterSnapshot {
         &self.last_snapshot
     }
@@ -369,6 +377,7 @@ impl Engine {
                 false
             }
         };
+        self.fresh_view = fresh;
         let snap = self.last_snapshot.clone();
         split(&mut timings.cluster);
         for event in events {

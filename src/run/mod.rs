@@ -439,6 +439,7 @@ fn publish(
     crate::telemetry::record_cycle(started.elapsed().as_secs_f64(), open);
     crate::telemetry::record_firing(&engine.firing_signals());
     crate::telemetry::record_leader(leader);
+    crate::telemetry::record_cluster_view(engine.has_fresh_view());
     if let Ok(mut s) = shared.write() {
         s.prometheus_ok = error.is_none();
         s.prometheus_error = error;
