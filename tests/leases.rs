@@ -200,3 +200,35 @@ async fn a_replica_that_does_not_lead_writes_nothing() {
     assert!(probe.seen.lock().unwrap().is_empty());
     assert!(probe.sim.performed().is_empty());
 }
+
+#[tokio::test]
+async fn a_blip_keeps_the_term_and_a_takeover_starts_a_new_one() {
+    let (fake, _) = fake_apiserver().await;
+    let (client, cut) = common::lease_api::partitionable_client(&fake).await;
+    let a = Leadership::start(client, &election(), "medic-a")
+        .await
+        .unwrap();
+    until("a leads", || a.is_leader()).await;
+    let first = a.confirm().await.unwrap();
+    assert_eq!(first.transitions, 1, "{first:?}");
+    assert!(first.acquired.is_some());
+
+    // The API does not answer for a moment: no confirmation, no action...
+    cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(a.leads_now().await.is_none());
+    cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    // ...then the same term, renewed meanwhile: nobody else led.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(a.leads_now().await, Some(first.clone()));
+
+    // Another way into the same fake API server, for the second replica.
+    let (b_client, _) = common::lease_api::partitionable_client(&fake).await;
+    let b = Leadership::start(b_client, &election(), "medic-b")
+        .await
+        .unwrap();
+    a.stop().await;
+    until("b takes over", || b.is_leader()).await;
+    let second = b.confirm().await.unwrap();
+    assert_ne!(second, first, "a takeover is a new term");
+    assert_eq!(second.transitions, 2);
+}

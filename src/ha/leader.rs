@@ -16,6 +16,24 @@ use tokio::task::JoinHandle;
 /// The pod label that marks the replica that leads.
 pub const LEADER_LABEL: &str = "medic.dev/leader";
 
+/// One uninterrupted hold of the leader Lease. Taking the Lease sets a new
+/// `acquireTime` and counts a transition; renewing it changes neither. Two
+/// confirmations with the same term mean nobody else led in between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    pub acquired: Option<k8s_openapi::jiff::Timestamp>,
+    pub transitions: i32,
+}
+
+/// Whether a replica that leads this cycle (in `now`) must rebuild its
+/// engine from the journal: it did not lead last cycle, and the term it
+/// last held is not this one, so someone else may have acted meanwhile. A
+/// leader back from a failed confirmation in the same term kept the Lease
+/// throughout, so its engine (signals, `for` timers) stands.
+pub fn takes_over(led_last_cycle: Option<bool>, held: Option<&Term>, now: &Term) -> bool {
+    led_last_cycle == Some(false) && held != Some(now)
+}
+
 pub struct Leadership {
     identity: String,
     lease_name: String,
@@ -93,22 +111,22 @@ impl Leadership {
     /// belief while the API is unreachable, so a leader cut off from it
     /// would otherwise go on deciding, journaling and notifying beside the
     /// replica that took the Lease over.
-    pub async fn leads_now(&self) -> bool {
+    pub async fn leads_now(&self) -> Option<Term> {
         if !self.is_leader() {
-            return false;
+            return None;
         }
         match self.confirm().await {
-            Ok(()) => true,
+            Ok(term) => Some(term),
             Err(e) => {
                 tracing::warn!(identity = %self.identity, error = %e, "leadership not confirmed: not acting this cycle");
-                false
+                None
             }
         }
     }
 
     /// Reads the Lease from the API and succeeds only if this replica holds
-    /// it with enough time left.
-    pub async fn confirm(&self) -> Result<(), HaError> {
+    /// it with enough time left; says which term it holds.
+    pub async fn confirm(&self) -> Result<Term, HaError> {
         // An answer later than the margin could not confirm the Lease anyway
         // (a silent API server would otherwise hold it to the read timeout).
         let lease = tokio::time::timeout(self.margin, self.leases.get(&self.lease_name))
@@ -123,7 +141,10 @@ impl Leadership {
             })?;
         let spec = lease.spec.unwrap_or_default();
         if holds_lease(&spec, &self.identity, SystemTime::now(), self.margin) {
-            Ok(())
+            Ok(Term {
+                acquired: spec.acquire_time.map(|t| t.0),
+                transitions: spec.lease_transitions.unwrap_or(0),
+            })
         } else {
             Err(HaError::NotLeader(format!(
                 "lease {} is held by {}",
@@ -180,6 +201,26 @@ mod tests {
             lease_duration_seconds: Some(duration),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn only_a_new_term_after_not_leading_is_a_takeover() {
+        let term = |t: i64, n| Term {
+            acquired: Some(k8s_openapi::jiff::Timestamp::from_second(t).unwrap()),
+            transitions: n,
+        };
+        let mine = term(100, 1);
+        assert!(!takes_over(None, None, &mine), "the engine was just built");
+        assert!(!takes_over(Some(true), Some(&mine), &mine), "still leading");
+        assert!(
+            !takes_over(Some(false), Some(&mine), &mine),
+            "a blip: the same term"
+        );
+        assert!(takes_over(Some(false), Some(&mine), &term(160, 3)));
+        assert!(
+            takes_over(Some(false), None, &mine),
+            "a standby's first lead"
+        );
     }
 
     #[test]

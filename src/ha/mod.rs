@@ -10,7 +10,7 @@ mod fenced;
 mod leader;
 
 pub use fenced::FencedCluster;
-pub use leader::{LEADER_LABEL, Leadership, holds_lease};
+pub use leader::{LEADER_LABEL, Leadership, Term, holds_lease, takes_over};
 
 use crate::model::{ObjectRef, Secs};
 use schemars::JsonSchema;

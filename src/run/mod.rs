@@ -152,6 +152,8 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut next = tokio::time::Instant::now();
     let mut leading = None;
+    // The term of the Lease this replica last confirmed.
+    let mut held: Option<crate::ha::Term> = None;
     let mut inputs_checked_at: Option<Timestamp> = None;
     let mut blind: Option<BTreeSet<String>> = None;
     let mut seen = Lifecycle::default();
@@ -167,11 +169,18 @@ pub async fn run(
                 tracing::info!(new, "alerts from Alertmanager");
             }
         }
-        let leads = match &leader {
+        let term = match &leader {
             Some(l) => l.leads_now().await,
-            None => true,
+            None => Some(crate::ha::Term {
+                acquired: None,
+                transitions: 0,
+            }),
         };
-        if leading == Some(false) && leads {
+        let leads = term.is_some();
+        if term
+            .as_ref()
+            .is_some_and(|t| crate::ha::takes_over(leading, held.as_ref(), t))
+        {
             // Taking over: start from what the journal holds now (with
             // JetStream, what the previous leader intended and did), not
             // from what this replica read when it started.
@@ -184,6 +193,9 @@ pub async fn run(
                     continue;
                 }
             }
+        }
+        if leads {
+            held = term;
         }
         if leading != Some(leads) {
             if let Some(l) = &leader {
