@@ -127,9 +127,13 @@ fn apply<K, T: PartialEq>(
     entry: fn(&K) -> Option<(ObjectRef, T)>,
 ) -> bool {
     match event {
+        // An equal entry is not stored: the one kept shares its labels
+        // with the snapshot built from it.
         Event::Apply(k) => entry(&k).is_some_and(|(r, t)| {
             let changed = kept.live.get(&r) != Some(&t);
-            kept.live.insert(r, t);
+            if changed {
+                kept.live.insert(r, t);
+            }
             changed
         }),
         Event::Delete(k) => entry(&k).is_some_and(|(r, _)| kept.live.remove(&r).is_some()),
@@ -146,7 +150,9 @@ fn apply<K, T: PartialEq>(
         Event::InitDone => {
             let fresh = kept.relist.take().unwrap_or_default();
             let changed = fresh != kept.live;
-            kept.live = fresh;
+            if changed {
+                kept.live = fresh;
+            }
             kept.stale = None;
             changed
         }
