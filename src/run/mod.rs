@@ -226,12 +226,20 @@ pub async fn run(
             blind = Some(now_blind);
         }
         let outcomes = observe_at(metrics.as_ref(), &engine.library().detectors, now, step).await;
-        if leads {
+        let cluster_view = if leads {
             let timings = engine.tick(now, &outcomes).await;
             crate::telemetry::record_tick(&timings);
             engine.forget_resolved_before(now - RESOLVED_RETENTION);
             seen.record(engine.incidents());
-        }
+            engine.has_fresh_view()
+        } else {
+            // A standby keeps its own view warm for a takeover: report it.
+            matches!(
+                tokio::time::timeout(interval, parts.cluster.snapshot()).await,
+                Ok(Ok(_))
+            )
+        };
+        crate::telemetry::record_cluster_view(cluster_view);
         publish(
             &engine,
             &outcomes,
@@ -451,7 +459,6 @@ fn publish(
     crate::telemetry::record_cycle(started.elapsed().as_secs_f64(), open);
     crate::telemetry::record_firing(&engine.firing_signals());
     crate::telemetry::record_leader(leader);
-    crate::telemetry::record_cluster_view(engine.has_fresh_view());
     if let Ok(mut s) = shared.write() {
         s.prometheus_ok = error.is_none();
         s.prometheus_error = error;
