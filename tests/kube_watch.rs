@@ -36,7 +36,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(mut scripts: BTreeMap<&'static str, Script>) -> (Client, Server) {
+fn serve(mut scripts: BTreeMap<String, Script>) -> (Client, Server) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<ReplyBody>>();
     let client = Client::new(service, "default");
     let uris = Arc::new(Mutex::new(Vec::new()));
@@ -45,8 +45,7 @@ fn serve(mut scripts: BTreeMap<&'static str, Script>) -> (Client, Server) {
         while let Some((request, send)) = handle.next_request().await {
             let uri = request.uri().to_string();
             seen.lock().unwrap().push(uri.clone());
-            let path = request.uri().path().to_string();
-            let script = scripts.entry(leak(path)).or_default();
+            let script = scripts.entry(request.uri().path().to_string()).or_default();
             if uri.contains("watch=true") {
                 let body = match script.watches.pop_front() {
                     Some(mut rx) => {
@@ -73,10 +72,6 @@ fn serve(mut scripts: BTreeMap<&'static str, Script>) -> (Client, Server) {
     (client, Server { uris, task })
 }
 
-fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
-}
-
 fn list(kind: &str, items: Vec<Value>) -> Value {
     json!({"apiVersion": if kind == "NodeList" || kind == "PodList" { "v1" } else { "apps/v1" },
            "kind": kind, "metadata": {"resourceVersion": "10"}, "items": items})
@@ -89,7 +84,7 @@ fn pod(name: &str, node: &str) -> Value {
            "spec": {"nodeName": node, "containers": [{"name": "app", "image": "api:2"}]}})
 }
 
-fn scripts(pods: Vec<Script>) -> BTreeMap<&'static str, Script> {
+fn scripts(pods: Vec<Script>) -> BTreeMap<String, Script> {
     let one = |reply: Value| Script {
         lists: VecDeque::from([(None, reply)]),
         watches: VecDeque::new(),
@@ -127,6 +122,9 @@ fn scripts(pods: Vec<Script>) -> BTreeMap<&'static str, Script> {
         ),
         ("/api/v1/pods", pods_script),
     ])
+    .into_iter()
+    .map(|(path, script)| (path.to_string(), script))
+    .collect()
 }
 
 fn event(kind: &str, object: Value) -> Line {

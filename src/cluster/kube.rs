@@ -1,7 +1,7 @@
-//! The production `Cluster` adapter: kube-rs against the API server, doing
-//! each action the way kubectl does, and recording a Kubernetes Event on
-//! the target of every action it takes. In observe mode every write is
-//! sent with `dryRun=All`.
+//! kube-rs against the API server: each action done the way kubectl does
+//! it, with a Kubernetes Event recorded on the target of every action it
+//! takes (in observe mode every write is sent with `dryRun=All`), and a
+//! snapshot listed in full (`medic record`; `medic run` watches instead).
 
 use super::{ActionRequest, ChangeEvent, Cluster, ClusterError, ClusterObject, ClusterSnapshot};
 use crate::act::Action;

@@ -1,5 +1,6 @@
 //! The `Cluster` port: read the objects medic reasons about; perform typed
-//! actions. `SimCluster` holds a fixture's objects in memory.
+//! actions. `WatchedCluster` (`medic run`) reads through watches and writes
+//! through `KubeCluster`; `SimCluster` holds a fixture's objects in memory.
 
 mod client;
 mod kube;
