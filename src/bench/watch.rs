@@ -9,6 +9,7 @@ use super::synth::Shape;
 use super::{BenchError, setup};
 use std::fmt::Write;
 use std::process::Stdio;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Resident memory of a process, now and at its peak, in MiB (Linux).
@@ -119,13 +120,9 @@ pub async fn watch(shape: &Shape, cycles: usize, prometheus: &str) -> Result<Str
     let _ = writeln!(
         out,
         "requests to the API server over the run: {} list pages of {} objects, {} watches",
-        api.requests
-            .list_pages
-            .load(std::sync::atomic::Ordering::Relaxed),
+        api.requests.list_pages.load(Ordering::Relaxed),
         crate::cluster::LIST_PAGE,
-        api.requests
-            .watches
-            .load(std::sync::atomic::Ordering::Relaxed),
+        api.requests.watches.load(Ordering::Relaxed),
     );
     let _ = writeln!(
         out,

@@ -323,12 +323,12 @@ impl Engine {
         self.tracker.firing_by_detector()
     }
 
-    /// The cluster as last read.
     /// Whether the last tick had a fresh view of the cluster (and so could act).
     pub fn has_fresh_view(&self) -> bool {
         self.fresh_view
     }
 
+    /// The cluster as last read.
     pub fn snapshot(&self) -> &ClusterSnapshot {
         &self.last_snapshot
     }
