@@ -95,6 +95,17 @@ pub fn diagnose(
             others.join(", ")
         ));
     }
+    if !incident.suspects.is_empty() {
+        let past: Vec<String> = incident
+            .suspects
+            .iter()
+            .map(|s| s.describe(incident.opened_at))
+            .collect();
+        summary.push_str(&format!(
+            " Not ruled out, from recent incidents: {}.",
+            past.join("; ")
+        ));
+    }
     Some(Diagnosis {
         source: "rules".into(),
         category,

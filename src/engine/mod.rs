@@ -11,7 +11,9 @@ use crate::diagnose::llm::Advisor;
 use crate::diagnose::{Diagnosis, diagnose, fingerprint, prompt_input};
 use crate::escalate::{ApprovalStore, Escalation, Escalator, MemoryApprovals, Notification};
 use crate::guard::{Storm, StormChange};
-use crate::incident::{Incident, IncidentIndex, Stage, Topology, correlate, rank_root_causes};
+use crate::incident::{
+    Incident, IncidentIndex, Stage, Topology, correlate, rank_root_causes, recent_suspects,
+};
 use crate::journal::{Entry, IntentEntry, Journal, Restored};
 use crate::metrics::Metrics;
 use crate::model::{ObjectRef, Severity, Timestamp, format_secs};
@@ -557,6 +559,8 @@ impl Engine {
         };
         // Ranking reads only the signals and the view: with neither changed,
         // the last ranking stands (a steady tick with many open incidents).
+        // Suspects from history are taken with it, so they are those the
+        // earlier incidents had when this one was ranked.
         let from = (inc.signals.len(), self.view);
         if planning.ranked_from != Some(from) {
             inc.candidates = rank_root_causes(
@@ -567,7 +571,10 @@ impl Engine {
                 &self.resource_detectors,
             );
             planning.ranked_from = Some(from);
+            let suspects = recent_suspects(&self.incidents, idx, corr.suspect_window.0);
+            self.incidents[idx].suspects = suspects;
         }
+        let inc = &mut self.incidents[idx];
         if let Some((print, root)) = &planning.llm_root
             && *print == fingerprint(inc)
         {
@@ -662,6 +669,7 @@ fn lead_with(inc: &mut Incident, root: &ObjectRef) {
     }
     inc.candidates.retain(|c| c != root);
     inc.candidates.insert(0, root.clone());
+    inc.suspects.retain(|s| &s.object != root);
 }
 
 /// What planning reads besides the incident.
@@ -758,16 +766,18 @@ async fn plan_incident(
             Some(u) => format!(" [LLM not used: {}]", u.reason),
             None => String::new(),
         };
+        let mut ranked: Vec<String> = inc.candidates.iter().map(ToString::to_string).collect();
+        ranked.extend(
+            inc.suspects
+                .iter()
+                .map(|s| format!("{} (history)", s.object)),
+        );
         let text = format!(
             "{} ({}, confidence {:.2}); candidates: {}. {}{llm}",
             d.category,
             d.source,
             d.confidence,
-            inc.candidates
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
+            ranked.join(", "),
             d.summary
         );
         inc.record(now, Stage::Diagnose, text);
@@ -941,6 +951,44 @@ mod tests {
         assert_eq!(e.incidents.len(), 1);
         assert!(e.incidents[0].is_open());
         assert!(e.planning.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_earlier_root_is_a_suspect_that_no_llm_answer_can_lead_with() {
+        let mut e = engine();
+        let none = BTreeMap::new();
+        e.ingest_alerts(vec![alert("a", "a-1", 100, false)]);
+        e.tick(200, &none).await;
+        e.ingest_alerts(vec![alert("b", "b-1", 300, false)]);
+        e.tick(400, &none).await;
+        assert_eq!(e.incidents.len(), 2);
+        let (first, second) = (&e.incidents[0], &e.incidents[1]);
+        let pod = |n: &str| ObjectRef::namespaced("Pod", "p", n);
+        assert_eq!(second.candidates, [pod("b-1")]);
+        assert_eq!(
+            second.suspects,
+            [crate::incident::Suspect {
+                object: pod("a-1"),
+                incident: first.id.clone(),
+                opened_at: 100,
+            }]
+        );
+        assert!(first.suspects.is_empty(), "nothing opened before it");
+        assert!(
+            second.timeline.iter().any(|t| t
+                .text
+                .contains("candidates: Pod/p/b-1, Pod/p/a-1 (history).")),
+            "{:?}",
+            second.timeline
+        );
+        // An LLM naming the suspect is not followed: it has no signal here.
+        let mut inc = second.clone();
+        lead_with(&mut inc, &pod("a-1"));
+        assert_eq!(inc.root_cause(), Some(&pod("b-1")));
+        assert_eq!(
+            inc.ranking().collect::<Vec<_>>(),
+            [&pod("b-1"), &pod("a-1")]
+        );
     }
 
     /// Two workloads linked only through a third that is healthy: neither

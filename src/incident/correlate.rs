@@ -22,6 +22,9 @@ pub struct CorrelationConfig {
     pub resolve_after: Secs,
     /// A change this close before a signal's onset counts as its suspect.
     pub change_window: Secs,
+    /// The root causes of incidents opened this long before an incident
+    /// are listed after its own candidates, as suspects from history.
+    pub suspect_window: Secs,
 }
 
 impl Default for CorrelationConfig {
@@ -31,6 +34,7 @@ impl Default for CorrelationConfig {
             settle: Secs(60),
             resolve_after: Secs(300),
             change_window: Secs(3600),
+            suspect_window: Secs(1800),
         }
     }
 }

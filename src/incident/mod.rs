@@ -4,12 +4,14 @@
 mod correlate;
 mod index;
 mod rank;
+mod suspects;
 mod timeline;
 mod topology;
 
 pub use correlate::{CorrelationConfig, correlate, fmt_value};
 pub use index::IncidentIndex;
 pub use rank::rank_root_causes;
+pub use suspects::{MAX_SUSPECTS, Suspect, recent_suspects};
 pub use timeline::{Stage, TimelineEntry};
 pub use topology::Topology;
 
@@ -38,6 +40,10 @@ pub struct Incident {
     pub affected: BTreeSet<ObjectRef>,
     /// Ranked, most likely first; empty until ranked.
     pub candidates: Vec<ObjectRef>,
+    /// Roots of incidents opened shortly before, ranked after the
+    /// candidates; never planned for (see `suspects.rs`).
+    #[serde(default)]
+    pub suspects: Vec<Suspect>,
     pub diagnosis: Option<Diagnosis>,
     pub actions: Vec<ActionRecord>,
     pub escalations: Vec<EscalationRecord>,
@@ -55,6 +61,7 @@ impl Incident {
             signals: Vec::new(),
             affected: BTreeSet::new(),
             candidates: Vec::new(),
+            suspects: Vec::new(),
             diagnosis: None,
             actions: Vec::new(),
             escalations: Vec::new(),
@@ -65,6 +72,14 @@ impl Incident {
 
     pub fn root_cause(&self) -> Option<&ObjectRef> {
         self.candidates.first()
+    }
+
+    /// Every object that might be the root cause, most likely first: the
+    /// candidates, then the suspects from recent history.
+    pub fn ranking(&self) -> impl Iterator<Item = &ObjectRef> {
+        self.candidates
+            .iter()
+            .chain(self.suspects.iter().map(|s| &s.object))
     }
 
     pub fn is_open(&self) -> bool {

@@ -112,6 +112,7 @@ mod tests {
             signals,
             affected: Default::default(),
             candidates: vec![],
+            suspects: vec![],
             diagnosis: None,
             actions: vec![],
             escalations: vec![],

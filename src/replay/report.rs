@@ -51,13 +51,25 @@ pub struct IncidentReport {
     pub opened_at_s: i64,
     pub severity: String,
     pub root_cause: Option<String>,
+    /// Rank order: the incident's own candidates, then `suspects`.
     pub root_cause_candidates: Vec<String>,
+    /// The candidates that come from recent history rather than from a
+    /// signal in this incident (the last ones of `root_cause_candidates`).
+    pub suspects: Vec<SuspectReport>,
     pub affected: Vec<String>,
     pub diagnosis: Option<Diagnosis>,
     pub actions: Vec<ActionReport>,
     pub escalations: Vec<EscalationReport>,
     pub timeline: Vec<TimelineReport>,
     pub resolved_at_s: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SuspectReport {
+    pub object: String,
+    /// The earlier incident it was the root cause of, and when that opened.
+    pub incident: String,
+    pub opened_at_s: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -127,7 +139,16 @@ impl Report {
                 opened_at_s: rel(i.opened_at),
                 severity: i.severity.to_string(),
                 root_cause: i.root_cause().map(ToString::to_string),
-                root_cause_candidates: i.candidates.iter().map(ToString::to_string).collect(),
+                root_cause_candidates: i.ranking().map(ToString::to_string).collect(),
+                suspects: i
+                    .suspects
+                    .iter()
+                    .map(|s| SuspectReport {
+                        object: s.object.to_string(),
+                        incident: s.incident.clone(),
+                        opened_at_s: rel(s.opened_at),
+                    })
+                    .collect(),
                 affected: i.affected.iter().map(ToString::to_string).collect(),
                 diagnosis: i.diagnosis.clone(),
                 actions: i

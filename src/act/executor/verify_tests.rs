@@ -92,6 +92,7 @@ fn incident() -> Incident {
         signals: vec![],
         affected: Default::default(),
         candidates: vec![],
+        suspects: vec![],
         diagnosis: None,
         actions: vec![],
         escalations: vec![],
