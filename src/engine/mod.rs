@@ -981,6 +981,14 @@ mod tests {
             "{:?}",
             second.timeline
         );
+        let summary = &second.diagnosis.as_ref().unwrap().summary;
+        assert!(
+            summary.ends_with(&format!(
+                "Not ruled out, from recent incidents: Pod/p/a-1, the root cause of {} 3m20s earlier.",
+                first.id
+            )),
+            "{summary}"
+        );
         // An LLM naming the suspect is not followed: it has no signal here.
         let mut inc = second.clone();
         lead_with(&mut inc, &pod("a-1"));
