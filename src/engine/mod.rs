@@ -571,7 +571,12 @@ impl Engine {
                 &self.resource_detectors,
             );
             planning.ranked_from = Some(from);
-            let suspects = recent_suspects(&self.incidents, idx, corr.suspect_window.0);
+            let suspects = recent_suspects(
+                &self.incidents,
+                idx,
+                corr.suspect_window.0,
+                &self.resource_detectors,
+            );
             self.incidents[idx].suspects = suspects;
         }
         let inc = &mut self.incidents[idx];

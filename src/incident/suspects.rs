@@ -8,10 +8,15 @@
 //! incident's own candidates, never ahead of them: they carry no signal in
 //! this incident, so medic neither plans nor acts on them, and an LLM may
 //! not lead with them. They are for the people it escalates to.
+//!
+//! Only when the root cause shows symptoms alone: one whose own resources
+//! saturate (a `resource` detector fired on it) is located by its evidence,
+//! and a list of past roots beside it would be noise.
 
 use super::Incident;
 use crate::model::{ObjectRef, Timestamp, format_secs};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Suspect {
@@ -43,11 +48,27 @@ const LOOK_BACK: usize = 64;
 
 /// The distinct root causes of the incidents opened within `window` seconds
 /// before `incidents[idx]`, most recent first, leaving out its own
-/// candidates. Incidents are kept in the order they opened.
-pub fn recent_suspects(incidents: &[Incident], idx: usize, window: i64) -> Vec<Suspect> {
+/// candidates; none when its root cause has a signal named in `resource`.
+/// Incidents are kept in the order they opened.
+pub fn recent_suspects(
+    incidents: &[Incident],
+    idx: usize,
+    window: i64,
+    resource: &BTreeSet<String>,
+) -> Vec<Suspect> {
     let Some(inc) = incidents.get(idx) else {
         return Vec::new();
     };
+    let Some(root) = inc.root_cause() else {
+        return Vec::new();
+    };
+    let located = inc
+        .signals
+        .iter()
+        .any(|s| &s.subject == root && resource.contains(&s.signal.name));
+    if located {
+        return Vec::new();
+    }
     let mut out: Vec<Suspect> = Vec::new();
     for earlier in incidents[..idx].iter().rev().take(LOOK_BACK) {
         if out.len() == MAX_SUSPECTS {
@@ -75,7 +96,9 @@ pub fn recent_suspects(incidents: &[Incident], idx: usize, window: i64) -> Vec<S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::incident::SignalRecord;
     use crate::model::Severity;
+    use crate::signal::Signal;
 
     fn d(n: &str) -> ObjectRef {
         ObjectRef::namespaced("Deployment", "p", n)
@@ -85,6 +108,10 @@ mod tests {
         let mut i = Incident::new(id, opened_at, Severity::High);
         i.candidates = candidates.iter().map(|c| d(c)).collect();
         i
+    }
+
+    fn none() -> BTreeSet<String> {
+        BTreeSet::new()
     }
 
     fn suspect(object: &str, incident: &str, opened_at: Timestamp) -> Suspect {
@@ -107,7 +134,7 @@ mod tests {
         // "old" is outside the window; "b"'s root is the incident's own
         // candidate; a root counts once.
         assert_eq!(
-            recent_suspects(&incidents, 4, 1800),
+            recent_suspects(&incidents, 4, 1800, &none()),
             vec![suspect("cart", "c", 1800), suspect("catalog", "a", 1000)]
         );
     }
@@ -122,20 +149,49 @@ mod tests {
             inc("same-tick", 400, &["w"]),
         ];
         assert_eq!(
-            recent_suspects(&incidents, 3, 3600),
+            recent_suspects(&incidents, 3, 3600, &none()),
             vec![suspect("z", "c", 300), suspect("y", "b", 200)]
         );
         // Opened in the same tick: concurrent, not history.
         assert_eq!(
-            recent_suspects(&incidents, 4, 3600)
+            recent_suspects(&incidents, 4, 3600, &none())
                 .iter()
                 .map(|s| s.incident.as_str())
                 .collect::<Vec<_>>(),
             ["c", "b"]
         );
-        // An incident not yet ranked has no root to lend.
+        // An incident not yet ranked has no root to lend, nor to be lent.
         let unranked = vec![inc("a", 100, &[]), inc("now", 400, &["frontend"])];
-        assert!(recent_suspects(&unranked, 1, 3600).is_empty());
-        assert!(recent_suspects(&unranked, 7, 3600).is_empty());
+        assert!(recent_suspects(&unranked, 1, 3600, &none()).is_empty());
+        assert!(recent_suspects(&unranked, 7, 3600, &none()).is_empty());
+    }
+
+    #[test]
+    fn a_root_whose_own_resources_saturate_has_no_suspects() {
+        let signal = |name: &str| SignalRecord {
+            signal: Signal {
+                name: name.into(),
+                target: d("frontend"),
+                severity: Severity::High,
+                value: 1.0,
+                labels: Default::default(),
+                onset: 1900,
+                fired_at: 1960,
+                onset_value: 1.0,
+                peak: 1.0,
+                slope_per_min: 0.0,
+            },
+            subject: d("frontend"),
+            cleared_at: None,
+        };
+        let mut incidents = vec![
+            inc("a", 1000, &["catalog"]),
+            inc("now", 2000, &["frontend"]),
+        ];
+        incidents[1].signals = vec![signal("latency"), signal("cpu_saturation")];
+        let resource = BTreeSet::from(["cpu_saturation".to_string()]);
+        assert!(recent_suspects(&incidents, 1, 1800, &resource).is_empty());
+        // Symptoms alone: the past root is listed.
+        assert_eq!(recent_suspects(&incidents, 1, 1800, &none()).len(), 1);
     }
 }
