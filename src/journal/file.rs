@@ -229,6 +229,16 @@ mod tests {
     }
 
     #[test]
+    fn an_incident_written_before_suspects_existed_still_reads() {
+        let inc = crate::incident::Incident::new("inc-1", 100, crate::model::Severity::High);
+        let mut value = serde_json::to_value(Entry::Incident(Box::new(inc.clone()))).unwrap();
+        assert!(value.as_object_mut().unwrap().remove("suspects").is_some());
+        let json = value.to_string();
+        let line = format!("{:08x} {json}", crc32fast::hash(json.as_bytes()));
+        assert_eq!(decode(&line), Ok(Entry::Incident(Box::new(inc))));
+    }
+
+    #[test]
     fn a_corrupt_record_stops_the_read_and_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.log");
