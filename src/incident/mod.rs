@@ -11,7 +11,7 @@ mod topology;
 pub use correlate::{CorrelationConfig, correlate, fmt_value};
 pub use index::IncidentIndex;
 pub use rank::rank_root_causes;
-pub use suspects::{MAX_SUSPECTS, Suspect, recent_suspects};
+pub use suspects::{Suspect, recent_suspects};
 pub use timeline::{Stage, TimelineEntry};
 pub use topology::Topology;
 

@@ -40,7 +40,7 @@ impl Suspect {
 }
 
 /// At most this many: beyond two, a list of past roots stops being a lead.
-pub const MAX_SUSPECTS: usize = 2;
+const MAX_SUSPECTS: usize = 2;
 
 /// How many earlier incidents are looked at: bounds the cost when a storm
 /// opens thousands of incidents within the window.

@@ -93,7 +93,7 @@ impl PrometheusServer {
         let prometheus = locate("prometheus", "MEDIC_PROMETHEUS")?;
         let dir = tempfile::Builder::new().prefix("medic-replay-").tempdir()?;
         let data = dir.path().join("data");
-        // A large input is split by metric and backfilled by one promtool per
+        // A large input is split by series and backfilled by one promtool per
         // core: their blocks overlap in time, which Prometheus merges.
         let parts = split_by_series(openmetrics, backfill_jobs(openmetrics));
         let mut runs = Vec::new();
