@@ -59,19 +59,22 @@ fn split_by_series(openmetrics: &str, n: usize) -> Vec<String> {
     if n <= 1 || body.is_empty() {
         return vec![format!("{body}# EOF\n")];
     }
-    let target = body.len() / n + 1;
     let mut parts = Vec::with_capacity(n);
-    let mut current = String::with_capacity(target + 1024);
+    let mut current = String::with_capacity(body.len() / n + 1024);
     let mut last_series = "";
+    // Part k ends at the first series boundary at or past k/n of the input.
+    let mut offset = 0;
     for line in body.split_inclusive('\n') {
         // `name{labels} value timestamp`: label values may hold spaces, the
         // value and the timestamp do not.
         let series = line.trim_end().rsplitn(3, ' ').nth(2).unwrap_or(line);
-        if current.len() >= target && series != last_series && parts.len() + 1 < n {
+        let due = (parts.len() + 1) * body.len() / n;
+        if offset >= due && series != last_series && parts.len() + 1 < n {
             current.push_str("# EOF\n");
             parts.push(std::mem::take(&mut current));
         }
         current.push_str(line);
+        offset += line.len();
         last_series = series;
     }
     current.push_str("# EOF\n");
@@ -89,13 +92,22 @@ pub struct PrometheusServer {
 impl PrometheusServer {
     /// Loads `openmetrics` into a fresh TSDB and serves it.
     pub async fn start(openmetrics: &str, probe_at: Timestamp) -> Result<Self, PrometheusError> {
+        Self::start_with(openmetrics, probe_at, backfill_jobs(openmetrics)).await
+    }
+
+    /// As `start`, with the input backfilled by `jobs` promtools.
+    async fn start_with(
+        openmetrics: &str,
+        probe_at: Timestamp,
+        jobs: usize,
+    ) -> Result<Self, PrometheusError> {
         let promtool = locate("promtool", "MEDIC_PROMTOOL")?;
         let prometheus = locate("prometheus", "MEDIC_PROMETHEUS")?;
         let dir = tempfile::Builder::new().prefix("medic-replay-").tempdir()?;
         let data = dir.path().join("data");
         // A large input is split by series and backfilled by one promtool per
         // core: their blocks overlap in time, which Prometheus merges.
-        let parts = split_by_series(openmetrics, backfill_jobs(openmetrics));
+        let parts = split_by_series(openmetrics, jobs);
         let mut runs = Vec::new();
         for (i, part) in parts.iter().enumerate() {
             let input = dir.path().join(format!("series-{i}.om"));
@@ -192,6 +204,7 @@ pub fn free_port() -> std::io::Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
 
     #[test]
     fn splits_between_series_only_and_keeps_every_line() {
@@ -211,8 +224,8 @@ mod tests {
             parts,
             [
                 "a{x=\"1 2\"} 1 0\na{x=\"1 2\"} 1 60\n# EOF\n",
-                "a{x=\"2\"} 1 0\nb 2 0\nb 3 60\n# EOF\n",
-                "c{} 4 0\n# EOF\n"
+                "a{x=\"2\"} 1 0\n# EOF\n",
+                "b 2 0\nb 3 60\nc{} 4 0\n# EOF\n"
             ]
         );
         let joined: String = parts
@@ -222,5 +235,36 @@ mod tests {
         assert_eq!(format!("{joined}# EOF\n"), text);
         assert_eq!(split_by_series(text, 1), vec![text.to_string()]);
         assert_eq!(split_by_series("a 1 0\na 2 60\n# EOF\n", 4).len(), 1);
+    }
+
+    /// Three hours of four series of one metric, backfilled by three
+    /// promtools (so the metric's series are split between them): Prometheus
+    /// answers with every series and every sample.
+    #[tokio::test]
+    async fn a_metric_split_between_promtools_is_served_whole() {
+        use crate::metrics::{Metrics, PrometheusMetrics};
+        let start = 1_700_000_000;
+        let mut text = String::new();
+        for pod in 0..4 {
+            for i in 0..180 {
+                let _ = writeln!(text, "m{{pod=\"p{pod}\"}} {pod} {}", start + 60 * i);
+            }
+        }
+        text.push_str("# EOF\n");
+        assert_eq!(split_by_series(&text, 3).len(), 3);
+        let end = start + 60 * 179;
+        let server = PrometheusServer::start_with(&text, end, 3).await.unwrap();
+        let prom = PrometheusMetrics::new(server.url()).unwrap();
+        let value = |v: Vec<crate::metrics::SeriesValue>| v.first().map(|s| s.value);
+        let at = |q: &'static str| {
+            let prom = &prom;
+            async move { prom.instant(q, end).await.unwrap() }
+        };
+        assert_eq!(value(at("count(m)").await), Some(4.0));
+        assert_eq!(value(at("sum(count_over_time(m[3h]))").await), Some(720.0));
+        assert_eq!(
+            value(at("sum(sum_over_time(m[3h]))").await),
+            Some(180.0 * 6.0)
+        );
     }
 }
