@@ -52,8 +52,8 @@ fn backfill_jobs(openmetrics: &str) -> usize {
 
 /// Splits OpenMetrics text into `n` parts of about equal size, each ending
 /// with `# EOF`. It cuts only between series, so each series' samples stay
-/// in order in one part; a metric's series may land in two parts, which is
-/// valid in each, and Prometheus merges the blocks.
+/// in order in one part; a metric's series may land in several parts, each
+/// valid on its own, and Prometheus merges the blocks.
 fn split_by_series(openmetrics: &str, n: usize) -> Vec<String> {
     let body = openmetrics.strip_suffix("# EOF\n").unwrap_or(openmetrics);
     if n <= 1 || body.is_empty() {
