@@ -234,7 +234,7 @@ async fn decision(shape: &Shape, library: &Library) -> String {
     for line in again.lines().skip(1) {
         let _ = writeln!(
             out,
-            "with a new (equal) cluster snapshot every tick, as in a cluster that changes all the time: {line}"
+            "with a new (equal) cluster snapshot every tick, as an adapter that relists every cycle would hand out: {line}"
         );
     }
     out

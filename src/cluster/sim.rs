@@ -29,9 +29,9 @@ pub struct SimCluster {
     persist: Option<std::path::PathBuf>,
 }
 
-/// `SimCluster` read as a new (equal) snapshot every time, as from a
-/// cluster that changes all the time: where a cached snapshot would hide
-/// the cost of a new one (the bench, the tests).
+/// `SimCluster` read as a new (equal) snapshot every time, as an adapter
+/// that relists every cycle would hand out: where a cached snapshot would
+/// hide the cost of a new one (the bench, the tests).
 pub struct Relisted(pub std::sync::Arc<SimCluster>);
 
 #[async_trait]

@@ -19,7 +19,8 @@ pub const LEADER_LABEL: &str = "medic.dev/leader";
 /// One uninterrupted hold of the leader Lease. Taking the Lease sets a new
 /// `acquireTime` and counts a transition; renewing it changes neither. Two
 /// confirmations with the same term mean nobody else led in between.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Without leader election there is one term, the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Term {
     pub acquired: Option<k8s_openapi::jiff::Timestamp>,
     pub transitions: i32,

@@ -101,3 +101,25 @@ impl Incident {
         self.timeline.push(TimelineEntry { at, stage, text });
     }
 }
+
+/// A signal record for tests: `subject` behind `target`, firing a minute
+/// after `onset`.
+#[cfg(test)]
+pub(crate) fn test_record(subject: &str, target: &str, onset: Timestamp) -> SignalRecord {
+    SignalRecord {
+        signal: Signal {
+            name: "x".into(),
+            target: target.parse().unwrap(),
+            severity: Severity::High,
+            value: 1.0,
+            labels: Default::default(),
+            onset,
+            fired_at: onset + 60,
+            onset_value: 1.0,
+            peak: 1.0,
+            slope_per_min: 0.0,
+        },
+        subject: subject.parse().unwrap(),
+        cleared_at: None,
+    }
+}

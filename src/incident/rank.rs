@@ -81,44 +81,13 @@ pub fn rank_root_causes(
 mod tests {
     use super::*;
     use crate::cluster::{ChangeEvent, PodInfo};
-    use crate::incident::SignalRecord;
+    use crate::incident::{SignalRecord, test_record as record};
     use crate::model::Severity;
-    use crate::signal::Signal;
-
-    fn record(subject: &str, target: &str, onset: i64) -> SignalRecord {
-        SignalRecord {
-            signal: Signal {
-                name: "x".into(),
-                target: target.parse().unwrap(),
-                severity: Severity::High,
-                value: 1.0,
-                labels: Default::default(),
-                onset,
-                fired_at: onset + 60,
-                onset_value: 1.0,
-                peak: 1.0,
-                slope_per_min: 0.0,
-            },
-            subject: subject.parse().unwrap(),
-            cleared_at: None,
-        }
-    }
 
     fn incident(signals: Vec<SignalRecord>) -> Incident {
-        Incident {
-            id: "i".into(),
-            opened_at: 0,
-            severity: Severity::High,
-            signals,
-            affected: Default::default(),
-            candidates: vec![],
-            suspects: vec![],
-            diagnosis: None,
-            actions: vec![],
-            escalations: vec![],
-            timeline: vec![],
-            resolved_at: None,
-        }
+        let mut i = Incident::new("i", 0, Severity::High);
+        i.signals = signals;
+        i
     }
 
     fn d(n: &str) -> ObjectRef {

@@ -96,9 +96,8 @@ pub fn recent_suspects(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::incident::SignalRecord;
+    use crate::incident::test_record;
     use crate::model::Severity;
-    use crate::signal::Signal;
 
     fn d(n: &str) -> ObjectRef {
         ObjectRef::namespaced("Deployment", "p", n)
@@ -168,21 +167,10 @@ mod tests {
 
     #[test]
     fn a_root_whose_own_resources_saturate_has_no_suspects() {
-        let signal = |name: &str| SignalRecord {
-            signal: Signal {
-                name: name.into(),
-                target: d("frontend"),
-                severity: Severity::High,
-                value: 1.0,
-                labels: Default::default(),
-                onset: 1900,
-                fired_at: 1960,
-                onset_value: 1.0,
-                peak: 1.0,
-                slope_per_min: 0.0,
-            },
-            subject: d("frontend"),
-            cleared_at: None,
+        let signal = |name: &str| {
+            let mut r = test_record("Deployment/p/frontend", "Deployment/p/frontend", 1900);
+            r.signal.name = name.into();
+            r
         };
         let mut incidents = vec![
             inc("a", 1000, &["catalog"]),

@@ -171,10 +171,7 @@ pub async fn run(
         }
         let term = match &leader {
             Some(l) => l.leads_now().await,
-            None => Some(crate::ha::Term {
-                acquired: None,
-                transitions: 0,
-            }),
+            None => Some(crate::ha::Term::default()),
         };
         let leads = term.is_some();
         if term

@@ -85,20 +85,7 @@ fn run_with(v: Verification) -> PlanRun {
 }
 
 fn incident() -> Incident {
-    Incident {
-        id: "inc-1".into(),
-        opened_at: 0,
-        severity: Severity::High,
-        signals: vec![],
-        affected: Default::default(),
-        candidates: vec![],
-        suspects: vec![],
-        diagnosis: None,
-        actions: vec![],
-        escalations: vec![],
-        timeline: vec![],
-        resolved_at: None,
-    }
+    Incident::new("inc-1", 0, Severity::High)
 }
 
 /// Advances the run every 30 s from 0 until it stops or `until`; returns
