@@ -80,13 +80,41 @@ pub struct Config {
     pub api: ApiConfig,
 }
 
-/// `api` in medic.yaml.
+/// `api` in medic.yaml. Secrets are files (a mounted Secret), read again
+/// when they change.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ApiConfig {
-    /// A file holding the bearer token for approve/deny; those endpoints
-    /// are off without it.
+    /// A file holding the bearer token people's tools send: approve/deny,
+    /// pause/resume and the incidents API are off without it.
     pub token_file: Option<String>,
+    /// Alertmanager's webhook, `POST /api/v1/alerts`.
+    pub webhook: WebhookConfig,
+}
+
+/// `api.webhook` in medic.yaml: the credentials Alertmanager sends, as its
+/// `http_config.authorization` (a bearer token) or `basic_auth`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Off: the route answers 404 and only detectors raise signals.
+    pub enabled: bool,
+    /// A file holding the bearer token.
+    pub token_file: Option<String>,
+    /// HTTP basic auth: the user name, and a file holding the password.
+    pub username: Option<String>,
+    pub password_file: Option<String>,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            enabled: true,
+            token_file: None,
+            username: None,
+            password_file: None,
+        }
+    }
 }
 
 impl Default for Config {

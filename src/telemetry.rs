@@ -36,6 +36,12 @@ pub struct DetectorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// `alerts`, `answer`, `pause` or `incidents`.
+    pub endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
     pub phase: &'static str,
 }
@@ -49,6 +55,7 @@ pub struct Metrics {
     pub detector_blind: Family<DetectorLabels, Gauge>,
     pub leader: Gauge,
     pub cluster_view: Gauge,
+    pub http_refused: Family<EndpointLabels, Counter>,
     pub time_to_detect: Histogram,
     pub time_to_remediate: Histogram,
     pub open_incidents: prometheus_client::metrics::gauge::Gauge,
@@ -135,6 +142,12 @@ pub fn metrics() -> &'static Metrics {
             "1 when the last cycle read the cluster; 0 when it had no fresh view and took no action",
             cluster_view.clone(),
         );
+        let http_refused = Family::<EndpointLabels, Counter>::default();
+        registry.register(
+            "http_refused",
+            "API requests refused for missing or wrong credentials, or to an endpoint that is off",
+            http_refused.clone(),
+        );
         // Minutes matter here: buckets from 15 s to 2 h.
         let time_to_detect = Histogram::new([
             15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
@@ -158,6 +171,7 @@ pub fn metrics() -> &'static Metrics {
             detector_blind,
             leader,
             cluster_view,
+            http_refused,
             time_to_detect,
             time_to_remediate,
             open_incidents,

@@ -6,7 +6,7 @@ use medic::escalate::{
     ApprovalRecord, ApprovalStore, MemoryApprovals, PlanLine, Verdict, plan_digest,
 };
 use medic::model::{ObjectRef, Risk};
-use medic::run::{AnswerDesk, Shared, Status, router};
+use medic::run::{AnswerDesk, Credential, Gate, SecretFile, Shared, Status, router};
 use std::process::Command;
 use std::sync::{Arc, RwLock};
 
@@ -33,10 +33,22 @@ fn record(incident: &str, step: usize) -> ApprovalRecord {
         plan_digest: plan_digest("pod-crash-loop", &plan),
         plan,
         approvers: vec!["alice".into(), "bob".into()],
+        allow_anyone: false,
         requested_at: now,
         expires_at: now + 3600,
         answer: None,
     }
+}
+
+/// A gate letting in `token`, read from a file as `medic run` reads it.
+fn token_gate(token: &str) -> Gate {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let path = dir.join("api-token");
+    std::fs::write(&path, token).unwrap();
+    Gate::new(
+        vec![Credential::Bearer(SecretFile::open(path).unwrap())],
+        "",
+    )
 }
 
 /// A medic API on loopback over `store`; `leader` as the loop last saw it.
@@ -56,10 +68,10 @@ async fn serve_with(
     let (tx, _rx) = tokio::sync::mpsc::channel(1);
     let desk = AnswerDesk {
         approvals: store,
-        token: Some(TOKEN.into()),
+        gate: token_gate(TOKEN),
         paused,
     };
-    let app = router(shared, tx, desk, None);
+    let app = router(shared, tx, desk, None, None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 mod common;
 use common::lease_api::{Fake, NS, fake_apiserver, holder, partitionable_client};
-use common::live::{FAST_CRASH_LOOP, exporter_and_prometheus, free_port};
+use common::live::{FAST_CRASH_LOOP, exporter_and_prometheus, free_port, get_api};
 use common::nats::NatsServer;
 
 /// Step 1 is verified for 4 s (a condition that always holds): the window
@@ -40,7 +40,7 @@ spec:
 "#;
 
 /// What the replicas' answer API takes.
-const TOKEN: &str = "failover-test-token";
+const TOKEN: &str = common::live::API_TOKEN;
 
 /// Three nodes, so that cordoning one passes the blast-radius guard.
 const OBJECTS: [&str; 5] = [
@@ -63,11 +63,11 @@ fn replica_config(dir: &Path, name: &str, prom_port: u16, nats: &str) -> (Config
             "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{port}\nplaybooksDir: {}\n\
              prometheus: {{url: 'http://127.0.0.1:{prom_port}'}}\n\
              correlation: {{settle: 1s, resolveAfter: 3s}}\nstateDir: {}\n\
-             nats: {{url: '{nats}'}}\napi: {{tokenFile: {}}}\n\
+             nats: {{url: '{nats}'}}\napi: {{tokenFile: {token}, webhook: {{tokenFile: {token}}}}}\n\
              leaderElection: {{enabled: true, namespace: {NS}, leaseDuration: 3s, renewBefore: 1s, targetWait: 1s}}\n",
             dir.join("playbooks").display(),
             dir.join(format!("state-{name}")).display(),
-            dir.join("token").display(),
+            token = dir.join("token").display(),
         ),
     )
     .unwrap();
@@ -180,7 +180,7 @@ impl World {
         let deadline = Instant::now() + Duration::from_secs(90);
         let incident = loop {
             let list: Option<serde_json::Value> =
-                match reqwest::get(format!("{base}/api/v1/incidents")).await {
+                match get_api(&format!("{base}/api/v1/incidents")).await {
                     Ok(r) => r.json().await.ok(),
                     Err(_) => None,
                 };
@@ -292,13 +292,12 @@ async fn a_leader_cut_off_from_the_api_server_stands_down_and_the_other_finishes
         "{}",
         answer.1
     );
-    let theirs: serde_json::Value =
-        reqwest::get(format!("http://127.0.0.1:{}/api/v1/incidents", a.2))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let theirs: serde_json::Value = get_api(&format!("http://127.0.0.1:{}/api/v1/incidents", a.2))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let actions: Vec<(&str, &str)> = theirs[0]["actions"]
         .as_array()
         .unwrap()

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 #[allow(dead_code)]
 mod common;
-use common::live::{FAST_CRASH_LOOP, Killed, exporter_and_prometheus, write_setup};
+use common::live::{
+    FAST_CRASH_LOOP, Killed, WEBHOOK_TOKEN, client_with, exporter_and_prometheus, get_api,
+    write_setup,
+};
 
 const PLAYBOOKS: &str = r#"apiVersion: medic.dev/v1alpha1
 kind: Detector
@@ -69,7 +72,7 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
     let base = format!("http://127.0.0.1:{medic_port}");
     let get = |path: &str| {
         let url = format!("{base}{path}");
-        async move { reqwest::get(url).await.ok() }
+        async move { get_api(&url).await.ok() }
     };
     // Ready once a cycle has queried Prometheus.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -162,8 +165,51 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
         200,
         "the rejected edit did not unload anything"
     );
+    // The front door: without the right credentials nothing is read and
+    // nothing is taken in, not even an alert that would have a node cordoned.
+    let anyone = reqwest::Client::new();
+    let cordon_bait = serde_json::json!({"version": "4", "status": "firing", "receiver": "medic", "alerts": [
+        {"status": "firing", "labels": {"alertname": "node_memory_pressure", "node": "n1", "severity": "critical"},
+         "startsAt": "2024-01-01T00:00:00Z", "fingerprint": "bait01"}]});
+    let unauthenticated = anyone
+        .post(format!("{base}/api/v1/alerts"))
+        .json(&cordon_bait)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    let wrong = client_with("guessed")
+        .post(format!("{base}/api/v1/alerts"))
+        .json(&cordon_bait)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    // The people's token is not Alertmanager's.
+    let api_token_on_webhook = client_with(common::live::API_TOKEN)
+        .post(format!("{base}/api/v1/alerts"))
+        .json(&cordon_bait)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_token_on_webhook.status(), 401);
+    for path in ["/api/v1/incidents", "/api/v1/incidents/nope"] {
+        let r = anyone.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+    }
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let r = anyone.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path} stays open");
+    }
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    for line in [
+        "medic_http_refused_total{endpoint=\"alerts\"} 3",
+        "medic_http_refused_total{endpoint=\"incidents\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from {metrics}");
+    }
     // Alertmanager's webhook: an alert becomes a signal; its repeat is deduplicated.
-    let http = reqwest::Client::new();
+    let http = client_with(WEBHOOK_TOKEN);
     let alert = serde_json::json!({"version": "4", "status": "firing", "receiver": "medic", "alerts": [
         {"status": "firing", "labels": {"alertname": "KubeNodeNotReady", "node": "n1", "severity": "critical"},
          "startsAt": "2024-01-01T00:00:00Z", "fingerprint": "abc123"}]});
@@ -219,6 +265,10 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
                     .contains("KubeNodeNotReady on Node/n1")
             })
             .collect();
+        assert!(
+            !list.to_string().contains("node_memory_pressure"),
+            "a refused alert was taken in: {list}"
+        );
         if !alerted.is_empty() {
             assert_eq!(alerted.len(), 1);
             assert_eq!(

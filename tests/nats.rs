@@ -214,6 +214,7 @@ fn request(expires_at: i64) -> ApprovalRecord {
         plan_digest: plan_digest("memory-pressure-node", &plan),
         plan,
         approvers: vec!["alice".into(), "bob".into()],
+        allow_anyone: false,
         requested_at: 1000,
         expires_at,
         answer: None,

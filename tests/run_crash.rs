@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 #[allow(dead_code)]
 mod common;
-use common::live::{FAST_CRASH_LOOP, Killed, exporter_and_prometheus, write_setup};
+use common::live::{FAST_CRASH_LOOP, Killed, exporter_and_prometheus, get_api, write_setup};
 
 const PLAYBOOKS: &str = r#"apiVersion: medic.dev/v1alpha1
 kind: Playbook
@@ -58,7 +58,7 @@ fn medic(dir: &Path, pause_at: Option<&str>) -> Killed {
 
 /// (action, target) of each action that changed something, from the API.
 async fn actions(base: &str) -> Option<(Vec<(String, String)>, bool, Vec<String>)> {
-    let list: serde_json::Value = reqwest::get(format!("{base}/api/v1/incidents"))
+    let list: serde_json::Value = get_api(&format!("{base}/api/v1/incidents"))
         .await
         .ok()?
         .json()

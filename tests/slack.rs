@@ -361,7 +361,7 @@ async fn interactions_server_with(
     std::mem::forget(rx);
     let desk = AnswerDesk {
         approvals: store.clone(),
-        token: None,
+        gate: Default::default(),
         paused: Default::default(),
     };
     let (approver_groups, lookup) = match groups {
@@ -379,7 +379,7 @@ async fn interactions_server_with(
         groups: lookup,
         approvals: store,
     };
-    let app = router(shared, tx, desk, Some(slack));
+    let app = router(shared, tx, desk, Some(slack), None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -418,6 +418,7 @@ fn pending(incident: &str) -> ApprovalRecord {
         plan_digest: plan_digest("pod-crash-loop", &plan()),
         plan: plan(),
         approvers: vec![],
+        allow_anyone: false,
         requested_at: now(),
         expires_at: now() + 3600,
         answer: None,

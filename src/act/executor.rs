@@ -847,6 +847,7 @@ impl PlanRun {
                 plan_digest: plan_digest(&self.plan.playbook, &plan),
                 plan,
                 approvers: ports.config.approvals.approvers.clone(),
+                allow_anyone: ports.config.approvals.allow_anyone,
                 requested_at: now,
                 expires_at: now + ports.config.approvals.ttl.0,
                 answer: None,

@@ -385,10 +385,21 @@ async fn intake(alerts: usize, library: &Library) -> Result<String, BenchError> 
     let (tx, mut rx) = tokio::sync::mpsc::channel(1 << 16);
     let desk = crate::run::AnswerDesk {
         approvals: Arc::new(crate::escalate::MemoryApprovals::default()),
-        token: None,
+        gate: Default::default(),
         paused: Default::default(),
     };
-    let app = crate::run::router(Default::default(), tx, desk, None);
+    // The webhook as deployed: every post carries Alertmanager's token.
+    const TOKEN: &str = "bench-webhook-token";
+    let secrets = tempfile::tempdir().map_err(setup)?;
+    let token_path = secrets.path().join("webhook-token");
+    std::fs::write(&token_path, TOKEN).map_err(setup)?;
+    let webhook = crate::run::Gate::new(
+        vec![crate::run::Credential::Bearer(
+            crate::run::SecretFile::open(&token_path).map_err(setup)?,
+        )],
+        "",
+    );
+    let app = crate::run::router(Default::default(), tx, desk, None, Some(webhook));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(setup)?;
@@ -421,6 +432,7 @@ async fn intake(alerts: usize, library: &Library) -> Result<String, BenchError> 
                 let r = http
                     .post(&url)
                     .header("content-type", "application/json")
+                    .bearer_auth(TOKEN)
                     .body(body)
                     .send()
                     .await;

@@ -24,6 +24,10 @@ pub enum ApprovalError {
     Expired(Timestamp),
     #[error("{0} may not answer this request (approvers: {1})")]
     NotAllowed(String, String),
+    #[error(
+        "nobody may answer: approvals.approvers is empty (name who may approve, or set approvals.allowAnyone: true)"
+    )]
+    NoApprovers,
     #[error("the plan changed since this approval was asked (asked for {asked}, now {now})")]
     PlanChanged { asked: String, now: String },
     #[error("someone else answered or the request changed meanwhile; read it again")]
@@ -38,10 +42,12 @@ pub enum ApprovalError {
 pub struct ApprovalConfig {
     /// How long a request waits for an answer; then it is denied.
     pub ttl: Secs,
-    /// Who may answer (CLI/API user names, Slack user ids). Empty: anyone
-    /// who can reach an approval channel (the API token, the NATS bucket,
-    /// Slack's signing secret) may answer.
+    /// Who may answer (CLI/API user names, Slack user ids). Empty: nobody,
+    /// unless `allowAnyone` is set.
     pub approvers: Vec<String>,
+    /// With no `approvers`, let anyone who can reach an approval channel
+    /// (the API token, the NATS bucket, Slack's signing secret) answer.
+    pub allow_anyone: bool,
 }
 
 impl Default for ApprovalConfig {
@@ -49,6 +55,7 @@ impl Default for ApprovalConfig {
         ApprovalConfig {
             ttl: Secs(3600),
             approvers: Vec::new(),
+            allow_anyone: false,
         }
     }
 }
@@ -77,6 +84,10 @@ pub struct ApprovalRecord {
     pub plan: Vec<PlanLine>,
     pub plan_digest: String,
     pub approvers: Vec<String>,
+    /// `approvals.allowAnyone` when the request was made; records written
+    /// before it existed read as false, so they fail closed.
+    #[serde(default)]
+    pub allow_anyone: bool,
     pub requested_at: Timestamp,
     pub expires_at: Timestamp,
     pub answer: Option<Answer>,
@@ -120,6 +131,11 @@ impl ApprovalRecord {
         }
         if answer.at >= self.expires_at {
             return Err(ApprovalError::Expired(self.expires_at));
+        }
+        // Slack's channel checks its own list (`slack.approvers`, groups)
+        // before an answer gets here, and refuses everyone when it is empty.
+        if self.approvers.is_empty() && !self.allow_anyone && answer.via != "slack" {
+            return Err(ApprovalError::NoApprovers);
         }
         if !self.approvers.is_empty() && !self.approvers.contains(&answer.by) {
             return Err(ApprovalError::NotAllowed(
@@ -300,6 +316,7 @@ mod tests {
             plan_digest: plan_digest("memory-pressure-node", &plan),
             plan,
             approvers: approvers.iter().map(|s| s.to_string()).collect(),
+            allow_anyone: approvers.is_empty(),
             requested_at: 100,
             expires_at: 200,
             answer: None,
@@ -343,6 +360,24 @@ mod tests {
                 by: "alice".into()
             })
         );
+    }
+
+    #[test]
+    fn no_approvers_means_nobody_unless_anyone_is_allowed() {
+        let mut r = record(&[]);
+        r.allow_anyone = false;
+        assert_eq!(
+            r.apply(answer("alice", true, 150), None),
+            Err(ApprovalError::NoApprovers)
+        );
+        assert_eq!(r.verdict(160), Verdict::Pending);
+        r.allow_anyone = true;
+        r.apply(answer("alice", true, 150), None).unwrap();
+        // A record written before allowAnyone existed fails closed.
+        let mut old = serde_json::to_value(record(&[])).unwrap();
+        old.as_object_mut().unwrap().remove("allow_anyone");
+        let old: ApprovalRecord = serde_json::from_value(old).unwrap();
+        assert!(!old.allow_anyone);
     }
 
     #[test]

@@ -3,14 +3,13 @@
 //! bearer token guards it; the answer lands in the same approval store the
 //! executor reads, exactly as a Slack button or a NATS KV write does.
 
+use super::auth::Gate;
 use crate::escalate::{Answer, ApprovalError, ApprovalStore};
 use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 /// The body of an approve or deny request.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -30,48 +29,36 @@ pub struct AnswerRequest {
 #[derive(Clone)]
 pub struct AnswerDesk {
     pub approvals: Arc<dyn ApprovalStore>,
-    /// None: approvals (and pause) over HTTP are off.
-    pub token: Option<String>,
+    /// Who may answer, pause and read incidents over HTTP (`api.tokenFile`).
+    pub gate: Gate,
     /// The pause switch people flip over the API; the loop reads it each cycle.
     pub paused: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// Checks the bearer token; the refusal to send when it does not pass.
-pub fn authorize(desk: &AnswerDesk, headers: &HeaderMap) -> Result<(), (StatusCode, &'static str)> {
-    let Some(expected) = &desk.token else {
-        return Err((
-            StatusCode::FORBIDDEN,
-            "this endpoint is off: set api.tokenFile in medic.yaml",
-        ));
-    };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !given.is_some_and(|g| token_matches(g, expected)) {
-        return Err((StatusCode::UNAUTHORIZED, "missing or wrong bearer token"));
-    }
-    Ok(())
+/// The answer refusing a request `gate` does not let through (counted in
+/// `medic_http_refused_total` by `endpoint`); None lets it through.
+pub fn refusal(gate: &Gate, headers: &HeaderMap, endpoint: &'static str) -> Option<Response> {
+    gate.check(headers).err().map(|refusal| {
+        crate::telemetry::metrics()
+            .http_refused
+            .get_or_create(&crate::telemetry::EndpointLabels { endpoint })
+            .inc();
+        tracing::warn!(endpoint, status = %refusal.status, "request refused: {}", refusal.reason);
+        (refusal.status, refusal.reason).into_response()
+    })
 }
 
 /// POST /api/v1/pause|resume: stops (or allows again) new actions on this
 /// replica and, through the loop, in the engine. Planning and escalation
 /// go on.
 pub fn set_paused(desk: &AnswerDesk, headers: &HeaderMap, paused: bool) -> Response {
-    if let Err(refusal) = authorize(desk, headers) {
-        return refusal.into_response();
+    if let Some(refused) = refusal(&desk.gate, headers, "pause") {
+        return refused;
     }
     desk.paused
         .store(paused, std::sync::atomic::Ordering::SeqCst);
     tracing::warn!(paused, "pause switch set over the API");
     Json(serde_json::json!({"paused": paused})).into_response()
-}
-
-/// Compares digests of both, so neither content nor length leaks by timing.
-fn token_matches(given: &str, expected: &str) -> bool {
-    let a = Sha256::digest(given.as_bytes());
-    let b = Sha256::digest(expected.as_bytes());
-    a.ct_eq(&b).into()
 }
 
 fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
@@ -87,8 +74,8 @@ pub async fn answer(
     body: AnswerRequest,
     now: i64,
 ) -> Response {
-    if let Err(refusal) = authorize(desk, headers) {
-        return refusal.into_response();
+    if let Some(refused) = refusal(&desk.gate, headers, "answer") {
+        return refused;
     }
     if !leads {
         return refuse(
@@ -150,23 +137,10 @@ pub async fn answer(
                 | ApprovalError::PlanChanged { .. }
                 | ApprovalError::Conflict => StatusCode::CONFLICT,
                 ApprovalError::Expired(_) => StatusCode::GONE,
-                ApprovalError::NotAllowed(..) => StatusCode::FORBIDDEN,
+                ApprovalError::NotAllowed(..) | ApprovalError::NoApprovers => StatusCode::FORBIDDEN,
                 ApprovalError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             };
             refuse(status, e.to_string())
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_match_only_exactly() {
-        assert!(token_matches("s3cret", "s3cret"));
-        assert!(!token_matches("s3cre", "s3cret"));
-        assert!(!token_matches("", "s3cret"));
-        assert!(!token_matches("s3cret ", "s3cret"));
     }
 }

@@ -4,11 +4,13 @@
 //! metrics and incidents over HTTP.
 
 mod answers;
+mod auth;
 mod reload;
 mod server;
 mod slack;
 
 pub use answers::{AnswerDesk, AnswerRequest};
+pub use auth::{AuthError, Credential, Gate, Gates, SecretFile};
 pub use reload::Reloader;
 pub use server::{Shared, Status, router};
 pub use slack::SlackDesk;
@@ -56,11 +58,8 @@ pub enum RunError {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot read the API token {path}")]
-    Token {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: String,
@@ -85,6 +84,9 @@ pub async fn run(
     leader: Option<Arc<Leadership>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    // Before anything else: an enforcing medic with an open webhook must
+    // not start at all.
+    let gates = Gates::from_config(&config.api, config.mode)?;
     let metrics = Arc::new(PrometheusMetrics::from_config(&config.prometheus)?);
     let mut reloader = config
         .playbooks_dir
@@ -100,22 +102,10 @@ pub async fn run(
         ..Status::default()
     }));
     let people = People::open(&config).await?;
-    let token = match &config.api.token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|source| RunError::Token {
-                    path: path.clone(),
-                    source,
-                })?
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
     let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let desk = AnswerDesk {
         approvals: people.approvals.clone(),
-        token,
+        gate: gates.api.clone(),
         paused: paused.clone(),
     };
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -126,7 +116,21 @@ pub async fn run(
         })?;
     tracing::info!(listen = %config.listen, mode = ?config.mode, "medic is running");
     let (alerts_tx, mut alerts_rx) = tokio::sync::mpsc::channel(1024);
-    let app = router(shared.clone(), alerts_tx, desk, people.slack.clone());
+    if gates.webhook.is_some()
+        && config.api.webhook.token_file.is_none()
+        && config.api.webhook.username.is_none()
+    {
+        tracing::warn!(
+            "the Alertmanager webhook has no credentials and refuses every alert: set api.webhook.tokenFile"
+        );
+    }
+    let app = router(
+        shared.clone(),
+        alerts_tx,
+        desk,
+        people.slack.clone(),
+        gates.webhook.clone(),
+    );
     let (stop_outbox, outbox_stopped) = tokio::sync::oneshot::channel::<()>();
     let outbox = people.outbox.clone().map(|o| {
         tokio::spawn(o.run(async {

@@ -1,7 +1,8 @@
 //! The HTTP server of `medic run`: liveness, readiness, metrics, and the
 //! incidents API.
 
-use super::answers::{self, AnswerDesk, AnswerRequest};
+use super::answers::{self, AnswerDesk, AnswerRequest, refusal};
+use super::auth::Gate;
 use super::slack::{self, SlackDesk};
 use crate::model::{Timestamp, unix_now};
 use crate::replay::IncidentReport;
@@ -69,19 +70,25 @@ struct App {
     alerts: tokio::sync::mpsc::Sender<Vec<AlertEvent>>,
     desk: AnswerDesk,
     slack: Option<SlackDesk>,
+    /// Alertmanager's credentials; None: the webhook is off.
+    webhook: Option<Gate>,
 }
 
 fn read(shared: &Shared) -> Status {
     shared.read().map(|s| s.clone()).unwrap_or_default()
 }
 
-/// `alerts` carries accepted Alertmanager alerts to the loop.
+/// `alerts` carries accepted Alertmanager alerts to the loop, when
+/// `webhook` (Alertmanager's credentials) is set.
 /// `slack`: where Slack's buttons answer, when Slack is configured.
+/// Health, readiness and metrics are open; everything else needs
+/// credentials.
 pub fn router(
     shared: Shared,
     alerts: tokio::sync::mpsc::Sender<Vec<AlertEvent>>,
     desk: AnswerDesk,
     slack: Option<SlackDesk>,
+    webhook: Option<Gate>,
 ) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -107,6 +114,7 @@ pub fn router(
             alerts,
             desk,
             slack,
+            webhook,
         })
 }
 
@@ -115,14 +123,26 @@ pub fn router(
 /// fingerprint in the engine.
 async fn receive_alerts(
     State(app): State<App>,
-    body: Result<Json<WebhookPayload>, JsonRejection>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
-    let Json(payload) = match body {
-        Ok(b) => b,
+    let Some(gate) = &app.webhook else {
+        return (
+            StatusCode::NOT_FOUND,
+            "the Alertmanager webhook is off (api.webhook.enabled: false)",
+        )
+            .into_response();
+    };
+    // Credentials before the body: a refused request is not even parsed.
+    if let Some(refused) = refusal(gate, &headers, "alerts") {
+        return refused;
+    }
+    let payload: WebhookPayload = match serde_json::from_slice(&body) {
+        Ok(p) => p,
         Err(e) => {
             return (
-                e.status(),
-                format!("not an Alertmanager webhook payload: {}", e.body_text()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("not an Alertmanager webhook payload: {e}"),
             )
                 .into_response();
         }
@@ -233,11 +253,17 @@ async fn metrics() -> Response {
         .into_response()
 }
 
-async fn incidents(State(app): State<App>) -> Json<Vec<IncidentReport>> {
-    Json(read(&app.status).incidents)
+async fn incidents(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(refused) = refusal(&app.desk.gate, &headers, "incidents") {
+        return refused;
+    }
+    Json(read(&app.status).incidents).into_response()
 }
 
-async fn incident(State(app): State<App>, Path(id): Path<String>) -> Response {
+async fn incident(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(refused) = refusal(&app.desk.gate, &headers, "incidents") {
+        return refused;
+    }
     match read(&app.status).incidents.into_iter().find(|i| i.id == id) {
         Some(i) => Json(i).into_response(),
         None => (StatusCode::NOT_FOUND, format!("no incident {id}")).into_response(),

@@ -20,6 +20,28 @@ spec:
   for: 2s
 "#;
 
+/// The token people's tools send to medic's API, and Alertmanager's.
+pub const API_TOKEN: &str = "live-api-token";
+pub const WEBHOOK_TOKEN: &str = "live-webhook-token";
+
+/// An HTTP client that sends `token` with every request.
+pub fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// GET `url` as a person's tool does, with the API token.
+pub async fn get_api(url: &str) -> reqwest::Result<reqwest::Response> {
+    client_with(API_TOKEN).get(url).send().await
+}
+
 /// A child process killed on drop.
 pub struct Killed(pub Child);
 
@@ -84,20 +106,25 @@ pub async fn exporter_and_prometheus(dir: &Path) -> (Arc<AtomicU64>, Killed, u16
 }
 
 /// Writes a `medic run` setup into `dir`: the playbooks, the simulated
-/// cluster and a medic.yaml (enforce, 1s cycles, short settle and resolve)
-/// pointing at the Prometheus on `prom_port`. Returns medic's HTTP port.
+/// cluster and a medic.yaml (enforce, 1s cycles, short settle and resolve,
+/// the API and webhook tokens in files) pointing at the Prometheus on
+/// `prom_port`. Returns medic's HTTP port.
 pub fn write_setup(dir: &Path, playbooks_yaml: &str, cluster_yaml: &str, prom_port: u16) -> u16 {
     let playbooks = dir.join("playbooks");
     std::fs::create_dir(&playbooks).unwrap();
     std::fs::write(playbooks.join("live.yaml"), playbooks_yaml).unwrap();
     std::fs::write(dir.join("cluster.yaml"), cluster_yaml).unwrap();
     let port = free_port();
+    std::fs::write(dir.join("api-token"), API_TOKEN).unwrap();
+    std::fs::write(dir.join("webhook-token"), WEBHOOK_TOKEN).unwrap();
     std::fs::write(
         dir.join("medic.yaml"),
         format!(
-            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{port}\nplaybooksDir: {}\nprometheus: {{url: 'http://127.0.0.1:{prom_port}'}}\ncorrelation: {{settle: 1s, resolveAfter: 3s}}\nstateDir: {}\n",
+            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{port}\nplaybooksDir: {}\nprometheus: {{url: 'http://127.0.0.1:{prom_port}'}}\ncorrelation: {{settle: 1s, resolveAfter: 3s}}\nstateDir: {}\napi: {{tokenFile: {}, webhook: {{tokenFile: {}}}}}\n",
             playbooks.display(),
-            dir.join("state").display()
+            dir.join("state").display(),
+            dir.join("api-token").display(),
+            dir.join("webhook-token").display(),
         ),
     )
     .unwrap();
