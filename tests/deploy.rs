@@ -19,6 +19,7 @@ struct Rendered {
     leases: Role,
     deployment: Deployment,
     config: ConfigMap,
+    policies: BTreeMap<String, NetworkPolicy>,
     kinds: Vec<String>,
 }
 
@@ -39,9 +40,15 @@ fn render(overlay: &str) -> Option<Rendered> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("deprecated"),
+        "{overlay}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let (mut role, mut deployment, mut config, mut kinds) = (None, None, None, Vec::new());
     let mut leases = None;
+    let mut policies = BTreeMap::new();
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let value: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
         let kind = value["kind"].as_str().unwrap().to_string();
@@ -51,7 +58,10 @@ fn render(overlay: &str) -> Option<Rendered> {
             "ServiceAccount" => drop(parse::<ServiceAccount>(value, &what)),
             "Service" => drop(parse::<Service>(value, &what)),
             "PodDisruptionBudget" => drop(parse::<PodDisruptionBudget>(value, &what)),
-            "NetworkPolicy" => drop(parse::<NetworkPolicy>(value, &what)),
+            "NetworkPolicy" => {
+                let p = parse::<NetworkPolicy>(value, &what);
+                policies.insert(p.metadata.name.clone().unwrap(), p);
+            }
             "ClusterRoleBinding" => drop(parse::<ClusterRoleBinding>(value, &what)),
             "RoleBinding" => drop(parse::<RoleBinding>(value, &what)),
             "Role" => leases = Some(parse::<Role>(value, &what)),
@@ -67,6 +77,7 @@ fn render(overlay: &str) -> Option<Rendered> {
         leases: leases.unwrap(),
         deployment: deployment.unwrap(),
         config: config.unwrap(),
+        policies,
         kinds,
     })
 }
@@ -123,7 +134,7 @@ fn enforce_grants_exactly_what_the_catalog_needs() {
     assert_eq!(grants(&r.role), want);
     let config = Config::parse(&r.config.data.unwrap()["medic.yaml"], "medic.yaml").unwrap();
     assert_eq!(config.mode, Mode::Enforce);
-    assert_eq!(r.kinds.len(), 12, "{:?}", r.kinds);
+    assert_eq!(r.kinds.len(), 13, "{:?}", r.kinds);
 }
 
 #[test]
@@ -205,4 +216,122 @@ fn the_deployment_runs_hardened_with_two_replicas_and_a_leader() {
         volume.config_map.as_ref().unwrap().name,
         r.config.metadata.name.unwrap()
     );
+}
+
+/// (namespace labels, pod labels) of each peer a rule names, and its ports.
+type Peers = Vec<(BTreeMap<String, String>, BTreeMap<String, String>)>;
+
+fn peers(peers: Option<&Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>>) -> Peers {
+    peers
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let labels =
+                |s: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>| {
+                    s.and_then(|s| s.match_labels.clone()).unwrap_or_default()
+                };
+            (
+                labels(p.namespace_selector.as_ref()),
+                labels(p.pod_selector.as_ref()),
+            )
+        })
+        .collect()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn only_named_sources_reach_medic_and_medic_reaches_only_what_it_needs() {
+    for overlay in ["enforce", "observe"] {
+        let Some(r) = render(overlay) else { return };
+        let ingress = r.policies["medic-ingress"].spec.clone().unwrap();
+        assert_eq!(ingress.policy_types, Some(vec!["Ingress".to_string()]));
+        let rules = ingress.ingress.unwrap();
+        // Every rule names its sources: none admits the whole cluster.
+        for rule in &rules {
+            assert!(
+                rule.from.as_ref().is_some_and(|f| !f.is_empty()),
+                "{overlay}: an ingress rule without sources admits every pod"
+            );
+        }
+        let sources: Peers = rules.iter().flat_map(|r| peers(r.from.as_ref())).collect();
+        let monitoring = labels(&[("kubernetes.io/metadata.name", "monitoring")]);
+        assert_eq!(
+            sources,
+            vec![
+                (
+                    monitoring.clone(),
+                    labels(&[("app.kubernetes.io/name", "alertmanager")])
+                ),
+                (
+                    monitoring.clone(),
+                    labels(&[("app.kubernetes.io/name", "prometheus")])
+                ),
+                (labels(&[("medic.dev/api-access", "true")]), BTreeMap::new()),
+            ],
+            "{overlay}"
+        );
+        let egress = r.policies["medic-egress"].spec.clone().unwrap();
+        assert_eq!(egress.policy_types, Some(vec!["Egress".to_string()]));
+        let ports: BTreeSet<i32> = egress
+            .egress
+            .unwrap()
+            .iter()
+            .flat_map(|e| e.ports.clone().unwrap_or_default())
+            .filter_map(|p| match p.port {
+                Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => Some(n),
+                _ => None,
+            })
+            .collect();
+        let mut want = BTreeSet::from([53, 443, 6443, 9090]);
+        if overlay == "enforce" {
+            want.insert(4222);
+        }
+        assert_eq!(ports, want, "{overlay}");
+    }
+}
+
+#[test]
+fn enforce_reads_credentials_from_a_secret_and_keeps_its_journal_in_nats() {
+    let Some(r) = render("enforce") else { return };
+    let config = Config::parse(&r.config.data.unwrap()["medic.yaml"], "medic.yaml").unwrap();
+    let pod = r.deployment.spec.unwrap().template.spec.unwrap();
+    let volumes = pod.volumes.unwrap();
+    let secret = volumes
+        .iter()
+        .find_map(|v| Some((v.name.clone(), v.secret.clone()?)))
+        .expect("a Secret volume");
+    assert_eq!(secret.1.secret_name.as_deref(), Some("medic-secrets"));
+    let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+    let secret_mount = mounts.iter().find(|m| m.name == secret.0).unwrap();
+    let config_mount = mounts.iter().find(|m| m.name == "config").unwrap();
+    assert!(
+        !secret_mount
+            .mount_path
+            .starts_with(&config_mount.mount_path),
+        "secrets under the ConfigMap's mount"
+    );
+    let under_secret = |path: &Option<String>| {
+        path.as_ref()
+            .is_some_and(|p| p.starts_with(&format!("{}/", secret_mount.mount_path)))
+    };
+    assert!(under_secret(&config.api.token_file), "{:?}", config.api);
+    assert!(
+        under_secret(&config.api.webhook.token_file),
+        "{:?}",
+        config.api
+    );
+    // An enforcing medic with these settings starts: its webhook is guarded.
+    assert!(config.api.webhook.enabled);
+    assert!(
+        !config.nats.url.is_empty(),
+        "the journal would die with the pod"
+    );
+    assert!(!config.approvals.allow_anyone);
+    assert_eq!(pod.security_context.unwrap().fs_group, Some(65532));
 }
