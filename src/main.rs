@@ -222,15 +222,16 @@ fn main() -> ExitCode {
                     journal,
                     journal_nats,
                 );
-                // Dropping the replay on Ctrl-C stops its Prometheus and removes its files.
+                // Dropping the replay on Ctrl-C, SIGTERM (CI's cancel) or
+                // SIGHUP (a closed terminal) stops its Prometheus and
+                // removes its files.
                 tokio::select! {
-                    r = work => Some(r),
-                    _ = tokio::signal::ctrl_c() => None,
+                    r = work => r,
+                    signal = interrupted() => {
+                        eprintln!("interrupted by {}", signal.name);
+                        Ok(ExitCode::from(128 + signal.number))
+                    }
                 }
-                .unwrap_or_else(|| {
-                    eprintln!("interrupted");
-                    Ok(ExitCode::from(130))
-                })
             }
             Command::Lint { paths, format } => lint_command(paths, format),
             Command::Schema { kind, write } => schema_command(kind, write),
@@ -640,6 +641,30 @@ async fn kube_client(path: &std::path::Path) -> Result<kube::Client> {
         .await
         .with_context(|| format!("kubeconfig {}", path.display()))?;
     Ok(medic::cluster::kube_client(config)?)
+}
+
+struct Interruption {
+    name: &'static str,
+    number: u8,
+}
+
+/// The first of SIGINT, SIGTERM and SIGHUP.
+async fn interrupted() -> Interruption {
+    use tokio::signal::unix::{SignalKind, signal};
+    let wait = |kind: SignalKind, name: &'static str, number: u8| async move {
+        match signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+        Interruption { name, number }
+    };
+    tokio::select! {
+        i = wait(SignalKind::interrupt(), "SIGINT", 2) => i,
+        i = wait(SignalKind::terminate(), "SIGTERM", 15) => i,
+        i = wait(SignalKind::hangup(), "SIGHUP", 1) => i,
+    }
 }
 
 /// Ctrl-C or SIGTERM (what Kubernetes sends before killing the pod).

@@ -121,12 +121,99 @@ impl Metrics for PrometheusMetrics {
         end: Timestamp,
         step: i64,
     ) -> Result<Vec<SeriesRange>, MetricsError> {
-        let result = self
-            .client
-            .query_range(query, start, end, step as f64)
-            .get()
-            .await
-            .map_err(|e| query_error(query, e))?;
-        matrix(query, result.data())
+        // Prometheus answers at most 11,000 points per series: a longer
+        // range is asked for in windows and put back together.
+        let mut parts = Vec::new();
+        for (from, to) in range_windows(start, end, step) {
+            let result = self
+                .client
+                .query_range(query, from, to, step as f64)
+                .get()
+                .await
+                .map_err(|e| query_error(query, e))?;
+            parts.push(matrix(query, result.data())?);
+        }
+        Ok(join_windows(parts))
+    }
+}
+
+/// Points per window, below Prometheus's limit of 11,000 per series.
+const WINDOW_POINTS: i64 = 10_000;
+
+/// `[start, end]` at `step` cut into windows of at most `WINDOW_POINTS`
+/// evaluation points each, every point in exactly one window.
+pub fn range_windows(start: Timestamp, end: Timestamp, step: i64) -> Vec<(Timestamp, Timestamp)> {
+    let step = step.max(1);
+    let span = (WINDOW_POINTS - 1) * step;
+    let mut out = Vec::new();
+    let mut from = start;
+    loop {
+        let to = (from + span).min(end);
+        out.push((from, to));
+        if to >= end {
+            return out;
+        }
+        from = to + step;
+    }
+}
+
+/// One answer from the windows' answers: each series' samples in order.
+fn join_windows(parts: Vec<Vec<SeriesRange>>) -> Vec<SeriesRange> {
+    if parts.len() == 1 {
+        return parts.into_iter().flatten().collect();
+    }
+    let mut joined: BTreeMap<BTreeMap<String, String>, Vec<(Timestamp, f64)>> = BTreeMap::new();
+    for part in parts {
+        for series in part {
+            joined
+                .entry(series.labels)
+                .or_default()
+                .extend(series.samples);
+        }
+    }
+    joined
+        .into_iter()
+        .map(|(labels, samples)| SeriesRange { labels, samples })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_range_is_cut_into_windows_that_cover_every_point_once() {
+        assert_eq!(range_windows(0, 300, 30), vec![(0, 300)]);
+        // 30 days at 30 s: 86,401 points.
+        let end = 30 * 86_400;
+        let windows = range_windows(0, end, 30);
+        assert_eq!(windows.len(), 9);
+        let mut points = 0;
+        let mut next = 0;
+        for (from, to) in &windows {
+            assert_eq!(*from, next, "a gap or an overlap");
+            let n = (to - from) / 30 + 1;
+            assert!(n <= WINDOW_POINTS, "{n} points");
+            points += n;
+            next = to + 30;
+        }
+        assert_eq!(points, end / 30 + 1);
+        assert_eq!(windows.last().unwrap().1, end);
+    }
+
+    #[test]
+    fn windows_join_into_one_series_each() {
+        let s = |pod: &str, samples: Vec<(Timestamp, f64)>| SeriesRange {
+            labels: BTreeMap::from([("pod".to_string(), pod.to_string())]),
+            samples,
+        };
+        let joined = join_windows(vec![
+            vec![s("a", vec![(0, 1.0)]), s("b", vec![(0, 2.0)])],
+            vec![s("b", vec![(30, 3.0)])],
+        ]);
+        assert_eq!(
+            joined,
+            vec![s("a", vec![(0, 1.0)]), s("b", vec![(0, 2.0), (30, 3.0)])]
+        );
     }
 }

@@ -12,6 +12,11 @@ use std::path::Path;
 /// so absolute values (certificate expiry timestamps) can be written.
 pub const DEFAULT_START: Timestamp = 1_704_067_200;
 
+/// The most samples (evaluation steps x series) a fixture may hold: 30
+/// days at 30 s for 230 series. Past it, loading and backfilling would take
+/// gigabytes; the fixture is refused before anything is expanded.
+pub const MAX_SAMPLES: u64 = 20_000_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {
     #[error("cannot read {path}: {source}")]
@@ -229,12 +234,24 @@ impl Loaded {
                 "interval and duration must be positive".into(),
             ));
         }
+        let steps = (fixture.duration.0 / fixture.interval.0) as u64 + 1;
+        let samples = steps.saturating_mul(fixture.series.len().max(1) as u64);
+        if samples > MAX_SAMPLES {
+            return Err(at(
+                "duration",
+                format!(
+                    "{steps} steps of {}s x {} series is {samples} samples; a fixture holds at most {MAX_SAMPLES} (shorten duration, lengthen interval, or split the recording)",
+                    fixture.interval.0,
+                    fixture.series.len().max(1),
+                ),
+            ));
+        }
         let start = fixture.start.unwrap_or(DEFAULT_START);
         let mut series = Vec::with_capacity(fixture.series.len());
         for (i, s) in fixture.series.iter().enumerate() {
             let (name, labels) = parse_selector(&s.series)
                 .map_err(|e| at(&format!("series[{i}].series"), e.to_string()))?;
-            let values = expand_values(&s.values)
+            let values = expand_values(&s.values, MAX_SAMPLES as usize)
                 .map_err(|e| at(&format!("series[{i}].values"), e.to_string()))?;
             series.push(Series {
                 name,
@@ -308,6 +325,17 @@ expect: {incidents: 0}
         let l = Loaded::parse(MINIMAL, "t.yaml").unwrap();
         assert_eq!(l.series[0].values.len(), 41);
         assert_eq!(l.changes[0].at, DEFAULT_START - 47 * 60);
+    }
+
+    #[test]
+    fn a_fixture_too_large_to_replay_is_refused_before_loading() {
+        let huge = MINIMAL.replace("duration: 10m", "duration: 5000d");
+        let err = Loaded::parse(&huge, "huge.yaml").unwrap_err().to_string();
+        assert!(err.starts_with("huge.yaml:"), "{err}");
+        assert!(
+            err.contains("duration") && err.contains("at most 20000000"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -59,14 +59,16 @@ pub fn parse_selector(text: &str) -> Result<(String, BTreeMap<String, String>), 
     Ok((name, labels))
 }
 
-/// Expands a values string into one slot per sample.
-pub fn expand_values(text: &str) -> Result<Vec<Option<f64>>, SeriesError> {
+/// Expands a values string into one slot per sample, refusing more than
+/// `max` samples before allocating them.
+pub fn expand_values(text: &str, max: usize) -> Result<Vec<Option<f64>>, SeriesError> {
     let mut out = Vec::new();
     for item in text.split_whitespace() {
         let err = |reason: &str| SeriesError::Value {
             item: item.to_string(),
             reason: reason.to_string(),
         };
+        let fits = |n: usize| out.len().saturating_add(n) <= max;
         if item == "_" || item == "stale" {
             out.push(None);
             continue;
@@ -75,6 +77,9 @@ pub fn expand_values(text: &str) -> Result<Vec<Option<f64>>, SeriesError> {
             let n: usize = count
                 .parse()
                 .map_err(|_| err("expected _xN with a whole N"))?;
+            if !fits(n) {
+                return Err(err(&format!("more than {max} samples")));
+            }
             out.extend(std::iter::repeat_n(None, n));
             continue;
         }
@@ -85,8 +90,8 @@ pub fn expand_values(text: &str) -> Result<Vec<Option<f64>>, SeriesError> {
         let n: usize = times
             .parse()
             .map_err(|_| err("expected a whole number after `x`"))?;
-        if n > 1_000_000 {
-            return Err(err("more than a million samples"));
+        if !fits(n.saturating_add(1)) {
+            return Err(err(&format!("more than {max} samples")));
         }
         let (start, step) = split_step(expr).ok_or_else(|| err("expected a, a+bxN or a-bxN"))?;
         for i in 0..=n {
@@ -200,7 +205,7 @@ mod tests {
     #[test]
     fn expands_promtool_notation() {
         assert_eq!(
-            expand_values("1+2x2 _ 5 stale 7x1 _x2 10-1x1").unwrap(),
+            expand_values("1+2x2 _ 5 stale 7x1 _x2 10-1x1", 1000).unwrap(),
             vec![
                 Some(1.0),
                 Some(3.0),
@@ -221,23 +226,35 @@ mod tests {
     #[test]
     fn handles_exponents_and_signs() {
         assert_eq!(
-            expand_values("1.0e9+4e6x1").unwrap(),
+            expand_values("1.0e9+4e6x1", 1000).unwrap(),
             vec![Some(1.0e9), Some(1.004e9)]
         );
         assert_eq!(
-            expand_values("-2+1e-1x1").unwrap(),
+            expand_values("-2+1e-1x1", 1000).unwrap(),
             vec![Some(-2.0), Some(-1.9)]
         );
-        assert_eq!(expand_values("-5").unwrap(), vec![Some(-5.0)]);
-        assert_eq!(expand_values("1e-3").unwrap(), vec![Some(0.001)]);
+        assert_eq!(expand_values("-5", 1000).unwrap(), vec![Some(-5.0)]);
+        assert_eq!(expand_values("1e-3", 1000).unwrap(), vec![Some(0.001)]);
     }
 
     #[test]
     fn rejects_bad_items_by_name() {
-        let e = expand_values("1 2 abc").unwrap_err();
+        let e = expand_values("1 2 abc", 1000).unwrap_err();
         assert_eq!(e.to_string(), "values item `abc`: not a number");
-        assert!(expand_values("1+2xq").is_err());
-        assert!(expand_values("_xq").is_err());
+        assert!(expand_values("1+2xq", 1000).is_err());
+        assert!(expand_values("_xq", 1000).is_err());
+    }
+
+    #[test]
+    fn refuses_more_samples_than_allowed_before_allocating_them() {
+        assert_eq!(expand_values("1x999", 1000).unwrap().len(), 1000);
+        let e = expand_values("1x1000", 1000).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "values item `1x1000`: more than 1000 samples"
+        );
+        assert!(expand_values("_x99999999999999", 1000).is_err());
+        assert!(expand_values("1 _x1000", 1000).is_err());
     }
 
     #[test]
@@ -255,7 +272,7 @@ mod tests {
         ];
         let text = compress_values(&values);
         assert_eq!(text, "1x2 _x2 2.5 _ -3000000000x1");
-        assert_eq!(expand_values(&text).unwrap(), values);
+        assert_eq!(expand_values(&text, usize::MAX).unwrap(), values);
     }
 
     #[test]
