@@ -29,6 +29,7 @@ pub mod playbook;
 pub mod replay;
 pub mod run;
 pub mod signal;
+pub mod synth;
 pub mod telemetry;
 pub mod template;
 pub mod tls;

@@ -134,6 +134,16 @@ enum Command {
         #[arg(long = "playbooks")]
         playbooks: Vec<PathBuf>,
     },
+    /// Write a fixture from a scenario (docs/synth.md): a cluster's workloads,
+    /// their churn and noise, as the exporters would have recorded them.
+    Synth {
+        /// Scenario files.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Write each fixture here as <scenario file name>, instead of to stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print the JSON Schema of a document kind, or write all of them to a directory.
     Schema {
         #[arg(value_enum, required_unless_present = "write")]
@@ -235,6 +245,7 @@ fn main() -> ExitCode {
             }
             Command::Lint { paths, format } => lint_command(paths, format),
             Command::Schema { kind, write } => schema_command(kind, write),
+            Command::Synth { scenarios, out } => synth_command(scenarios, out),
             Command::Run {
                 config,
                 sim_cluster,
@@ -520,6 +531,26 @@ fn schema_command(kind: Option<SchemaKind>, write: Option<PathBuf>) -> Result<Ex
         }
         (Some(k), None) => print!("{}", render(k)?),
         (None, None) => anyhow::bail!("name a kind or --write DIR"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn synth_command(scenarios: Vec<PathBuf>, out: Option<PathBuf>) -> Result<ExitCode> {
+    for path in scenarios {
+        let scenario = medic::synth::Scenario::load(&path)?;
+        let text = medic::synth::render(&scenario, &path.display().to_string())?;
+        match &out {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                let name = path.file_name().context("a scenario file has a name")?;
+                let target = dir.join(name);
+                std::fs::write(&target, text)
+                    .with_context(|| format!("cannot write {}", target.display()))?;
+                eprintln!("wrote {}", target.display());
+            }
+            None => print!("{text}"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
