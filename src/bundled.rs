@@ -83,8 +83,52 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/healthy-batch-cpu-burst.yaml"),
     ),
     (
+        "healthy-busy-day.yaml",
+        include_str!("../fixtures/incidents/healthy-busy-day.yaml"),
+    ),
+    (
+        "healthy-busy-pool.yaml",
+        include_str!("../fixtures/incidents/healthy-busy-pool.yaml"),
+    ),
+    (
+        "healthy-canary.yaml",
+        include_str!("../fixtures/incidents/healthy-canary.yaml"),
+    ),
+    (
+        "healthy-certificate-renewal.yaml",
+        include_str!("../fixtures/incidents/healthy-certificate-renewal.yaml"),
+    ),
+    (
+        "healthy-cluster-autoscaler.yaml",
+        include_str!("../fixtures/incidents/healthy-cluster-autoscaler.yaml"),
+    ),
+    (
+        "healthy-cronjob-bursts.yaml",
+        include_str!("../fixtures/incidents/healthy-cronjob-bursts.yaml"),
+    ),
+    (
         "healthy-daily-traffic-cycle.yaml",
         include_str!("../fixtures/incidents/healthy-daily-traffic-cycle.yaml"),
+    ),
+    (
+        "healthy-deploy-at-peak.yaml",
+        include_str!("../fixtures/incidents/healthy-deploy-at-peak.yaml"),
+    ),
+    (
+        "healthy-gc-sawtooth.yaml",
+        include_str!("../fixtures/incidents/healthy-gc-sawtooth.yaml"),
+    ),
+    (
+        "healthy-hpa-scaling.yaml",
+        include_str!("../fixtures/incidents/healthy-hpa-scaling.yaml"),
+    ),
+    (
+        "healthy-log-rotation.yaml",
+        include_str!("../fixtures/incidents/healthy-log-rotation.yaml"),
+    ),
+    (
+        "healthy-node-drain-and-replace.yaml",
+        include_str!("../fixtures/incidents/healthy-node-drain-and-replace.yaml"),
     ),
     (
         "healthy-noisy-hour.yaml",
@@ -95,12 +139,32 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/healthy-one-restart.yaml"),
     ),
     (
+        "healthy-probe-restart-during-deploy.yaml",
+        include_str!("../fixtures/incidents/healthy-probe-restart-during-deploy.yaml"),
+    ),
+    (
         "healthy-rolling-deploy.yaml",
         include_str!("../fixtures/incidents/healthy-rolling-deploy.yaml"),
     ),
     (
+        "healthy-rollout-memory-warmup.yaml",
+        include_str!("../fixtures/incidents/healthy-rollout-memory-warmup.yaml"),
+    ),
+    (
         "healthy-scrape-gap.yaml",
         include_str!("../fixtures/incidents/healthy-scrape-gap.yaml"),
+    ),
+    (
+        "healthy-scrape-gaps.yaml",
+        include_str!("../fixtures/incidents/healthy-scrape-gaps.yaml"),
+    ),
+    (
+        "healthy-single-oom-kill.yaml",
+        include_str!("../fixtures/incidents/healthy-single-oom-kill.yaml"),
+    ),
+    (
+        "healthy-statefulset-rolling-restart.yaml",
+        include_str!("../fixtures/incidents/healthy-statefulset-rolling-restart.yaml"),
     ),
     (
         "llm-confirms-pool-owner.yaml",

@@ -59,7 +59,7 @@ pub async fn watch(shape: &Shape, cycles: usize, prometheus: &str) -> Result<Str
     std::fs::write(
         &config,
         format!(
-            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{port}\nprometheus: {{url: '{}'}}\nstateDir: {}\nleaderElection: {{enabled: false}}\n",
+            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{port}\nprometheus: {{url: '{}'}}\nstateDir: {}\nleaderElection: {{enabled: false}}\n# Only the watch is measured: no alerts come in.\napi: {{webhook: {{enabled: false}}}}\n",
             prometheus,
             dir.path().join("state").display()
         ),

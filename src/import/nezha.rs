@@ -371,6 +371,7 @@ pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
             tags: BTreeMap::from([("fault_type".to_string(), kind.to_string())]),
             interval: Secs(STEP),
             duration: Secs(BEFORE + after),
+            history: None,
             start: Some(start),
             series,
             cluster,

@@ -46,6 +46,11 @@ pub struct Fixture {
     pub interval: Secs,
     /// The replay runs from 0 to this.
     pub duration: Secs,
+    /// The first part of the recording that medic does not watch: it is in
+    /// Prometheus when medic starts, as a cluster's history is (a container
+    /// seen giving memory back an hour ago, a disk rotated before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Secs>,
     /// Unix time of replay time 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<Timestamp>,
@@ -232,6 +237,15 @@ impl Loaded {
             return Err(invalid(
                 "interval".into(),
                 "interval and duration must be positive".into(),
+            ));
+        }
+        if fixture
+            .history
+            .is_some_and(|h| h.0 < 0 || h.0 >= fixture.duration.0)
+        {
+            return Err(at(
+                "history",
+                "must be at least 0 and shorter than duration".into(),
             ));
         }
         let steps = (fixture.duration.0 / fixture.interval.0) as u64 + 1;

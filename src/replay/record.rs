@@ -101,6 +101,7 @@ pub async fn record(
         tags: BTreeMap::new(),
         interval: Secs(interval),
         duration: Secs(req.to - req.from),
+        history: None,
         start: Some(req.from),
         series,
         cluster: Vec::new(),

@@ -138,7 +138,8 @@ async fn prepare(
         source,
     };
     let metrics = Arc::new(PrometheusMetrics::new(server.url()).map_err(metrics_err)?);
-    let outcomes = observe_range(metrics.as_ref(), &library.detectors, start, end, step)
+    let watch_from = start + fixture.history.map_or(0, |h| h.0);
+    let outcomes = observe_range(metrics.as_ref(), &library.detectors, watch_from, end, step)
         .await
         .map_err(metrics_err)?;
     let topology = Topology::new(

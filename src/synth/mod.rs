@@ -114,6 +114,7 @@ pub fn fixture(scenario: &Scenario) -> Fixture {
         tags: BTreeMap::from([("synthesized".to_string(), "true".to_string())]),
         interval: scenario.interval,
         duration: Secs(steps as i64 * scenario.interval.0),
+        history: (scenario.history.0 > 0).then_some(scenario.history),
         start: None,
         series: out.series,
         cluster: objects(scenario, &cluster),
@@ -183,7 +184,12 @@ impl Out {
         mut value: impl FnMut(usize) -> Option<f64>,
     ) {
         let mut values = vec![None; self.steps + 1];
-        for (s, slot) in values.iter_mut().enumerate().take(end.min(self.steps + 1)).skip(start) {
+        for (s, slot) in values
+            .iter_mut()
+            .enumerate()
+            .take(end.min(self.steps + 1))
+            .skip(start)
+        {
             let v = value(s);
             let gap = self
                 .cluster_gaps
@@ -211,8 +217,8 @@ fn traffic(scenario: &Scenario, step: usize) -> f64 {
     let t = step as f64 * scenario.interval.0 as f64;
     let day = 86_400.0;
     let peak = scenario.traffic.peak_at.0 as f64;
-    let mut f = 1.0
-        + scenario.traffic.daily_swing * (2.0 * std::f64::consts::PI * (t - peak) / day).cos();
+    let mut f =
+        1.0 + scenario.traffic.daily_swing * (2.0 * std::f64::consts::PI * (t - peak) / day).cos();
     let mut level = 1.0;
     for c in &scenario.traffic.changes {
         let (at, over) = (c.at.0 as f64, c.over.0.max(1) as f64);
@@ -231,7 +237,12 @@ fn split(name: &str) -> (&str, &str) {
 
 /// Each pod's working set per step: warm-up after every (re)start, a
 /// garbage collector's sawtooth if the workload has one, and 1% jitter.
-fn pod_memory(scenario: &Scenario, cluster: &Cluster, noise: &mut Noise, steps: usize) -> Vec<Vec<f64>> {
+fn pod_memory(
+    scenario: &Scenario,
+    cluster: &Cluster,
+    noise: &mut Noise,
+    steps: usize,
+) -> Vec<Vec<f64>> {
     cluster
         .pods
         .iter()
@@ -241,8 +252,17 @@ fn pod_memory(scenario: &Scenario, cluster: &Cluster, noise: &mut Noise, steps: 
             let tau = (m.warmup.0 as f64 / 3.0).max(1.0);
             let phase = noise.uniform();
             let mut out = vec![0.0; steps + 1];
-            let mut born = if pod.warm_at_start { None } else { Some(pod.start) };
-            for (s, slot) in out.iter_mut().enumerate().take(pod.end.min(steps + 1)).skip(pod.start) {
+            let mut born = if pod.warm_at_start {
+                None
+            } else {
+                Some(pod.start)
+            };
+            for (s, slot) in out
+                .iter_mut()
+                .enumerate()
+                .take(pod.end.min(steps + 1))
+                .skip(pod.start)
+            {
                 if pod.restarts.iter().any(|&(r, _)| r == s) {
                     born = Some(s);
                 }
@@ -286,7 +306,11 @@ fn phi(x: f64) -> f64 {
             + 0.254_829_592)
             * t
             * (-(x * x) / 2.0).exp();
-    if x >= 0.0 { 0.5 * (1.0 + y) } else { 0.5 * (1.0 - y) }
+    if x >= 0.0 {
+        0.5 * (1.0 + y)
+    } else {
+        0.5 * (1.0 - y)
+    }
 }
 
 fn pod_series(
@@ -300,7 +324,10 @@ fn pod_series(
     let wl: &Workload = &scenario.workloads[pod.workload];
     let (ns, short) = split(&wl.name);
     let (start, end, gaps) = (pod.start, pod.end, pod.gaps.clone());
-    let ids = format!("namespace=\"{ns}\",pod=\"{}\",container=\"{short}\"", pod.name);
+    let ids = format!(
+        "namespace=\"{ns}\",pod=\"{}\",container=\"{short}\"",
+        pod.name
+    );
     let node = &pod.node;
     out.push(
         format!("container_memory_working_set_bytes{{{ids},node=\"{node}\"}}"),
@@ -327,7 +354,10 @@ fn pod_series(
     );
     let restarts = pod.restarts.clone();
     out.push(
-        format!("kube_pod_container_status_restarts_total{{{ids},uid=\"{}\"}}", pod.uid),
+        format!(
+            "kube_pod_container_status_restarts_total{{{ids},uid=\"{}\"}}",
+            pod.uid
+        ),
         start,
         end,
         &gaps,
@@ -398,10 +428,10 @@ fn pod_series(
             .collect();
         let used: Vec<f64> = (0..=out.steps)
             .map(|s| {
-                let f = busy
-                    .iter()
-                    .find(|&&(a, b, _)| a <= s && s < b)
-                    .map_or(used_frac * traffic(scenario, s) * (1.0 + 0.05 * noise.normal()), |b| b.2);
+                let f = busy.iter().find(|&&(a, b, _)| a <= s && s < b).map_or(
+                    used_frac * traffic(scenario, s) * (1.0 + 0.05 * noise.normal()),
+                    |b| b.2,
+                );
                 (max * f).round().clamp(0.0, max)
             })
             .collect();
@@ -415,9 +445,27 @@ fn pod_series(
             })
             .collect();
         let dbids = format!("namespace=\"{ns}\",pod=\"{}\"", pod.name);
-        out.push(format!("db_client_connection_count{{{dbids},state=\"used\"}}"), start, end, &gaps, |s| Some(used[s]));
-        out.push(format!("db_client_connection_max{{{dbids}}}"), start, end, &gaps, |_| Some(max));
-        out.push(format!("db_client_connection_pending_requests{{{dbids}}}"), start, end, &gaps, |s| Some(pending[s]));
+        out.push(
+            format!("db_client_connection_count{{{dbids},state=\"used\"}}"),
+            start,
+            end,
+            &gaps,
+            |s| Some(used[s]),
+        );
+        out.push(
+            format!("db_client_connection_max{{{dbids}}}"),
+            start,
+            end,
+            &gaps,
+            |_| Some(max),
+        );
+        out.push(
+            format!("db_client_connection_pending_requests{{{dbids}}}"),
+            start,
+            end,
+            &gaps,
+            |s| Some(pending[s]),
+        );
     }
 }
 
@@ -442,10 +490,15 @@ fn http_series(
         .filter_map(|e| {
             let b = e.blip.as_ref()?;
             let at = out.step(e.at.0);
-            Some((at, at + out.step(e.lasting.map_or(60, |l| l.0)).max(1), b.slow, b.errors))
+            Some((
+                at,
+                at + out.step(e.lasting.map_or(60, |l| l.0)).max(1),
+                b.slow,
+                b.errors,
+            ))
         })
         .collect();
-    let sigma = 0.6;
+    let sigma: f64 = 0.6;
     let (mut ok, mut bad) = (0.0, 0.0);
     let mut buckets = [0.0; BUCKETS.len()];
     let mut rows: Vec<(f64, f64, [f64; BUCKETS.len()])> = Vec::with_capacity(out.steps + 1);
@@ -461,11 +514,13 @@ fn http_series(
             .find(|&&(a, b, _, _)| a <= s && s < b)
             .map_or((1.0, 1.0), |b| (b.2, b.3));
         let requests = noise.count(rate * out.interval);
-        let errors = noise.count(requests * (http.errors * more_errors).min(1.0)).min(requests);
+        let errors = noise
+            .count(requests * (http.errors * more_errors).min(1.0))
+            .min(requests);
         ok += requests - errors;
         bad += errors;
         let p99 = http.p99 * (1.0 + 0.2 * (load - 1.0).max(0.0)) * slow;
-        let median = p99 / (2.326 * sigma as f64).exp();
+        let median = p99 / (2.326 * sigma).exp();
         for (b, le) in BUCKETS.iter().enumerate() {
             let below = if le.is_infinite() {
                 1.0
@@ -487,7 +542,11 @@ fn http_series(
     let ids = format!("namespace=\"{ns}\",pod=\"{}\",http_route=\"/\"", pod.name);
     let (start, end, gaps) = (pod.start, pod.end, pod.gaps.clone());
     for (b, le) in BUCKETS.iter().enumerate() {
-        let le = if le.is_infinite() { "+Inf".to_string() } else { le.to_string() };
+        let le = if le.is_infinite() {
+            "+Inf".to_string()
+        } else {
+            le.to_string()
+        };
         out.push(
             format!("http_server_request_duration_seconds_bucket{{{ids},le=\"{le}\"}}"),
             start,
@@ -497,14 +556,18 @@ fn http_series(
         );
     }
     out.push(
-        format!("http_server_request_duration_seconds_count{{{ids},http_response_status_code=\"200\"}}"),
+        format!(
+            "http_server_request_duration_seconds_count{{{ids},http_response_status_code=\"200\"}}"
+        ),
         start,
         end,
         &gaps,
         |s| Some(rows[s].0),
     );
     out.push(
-        format!("http_server_request_duration_seconds_count{{{ids},http_response_status_code=\"500\"}}"),
+        format!(
+            "http_server_request_duration_seconds_count{{{ids},http_response_status_code=\"500\"}}"
+        ),
         start,
         end,
         &gaps,
@@ -516,9 +579,13 @@ fn deployment_series(out: &mut Out, wl: &Workload, w: usize, cluster: &Cluster) 
     let (ns, short) = split(&wl.name);
     let ids = format!("namespace=\"{ns}\",deployment=\"{short}\"");
     let desired = cluster.desired[w].clone();
-    out.push(format!("kube_deployment_spec_replicas{{{ids}}}"), 0, out.steps + 1, &[], |s| {
-        Some(desired[s] as f64)
-    });
+    out.push(
+        format!("kube_deployment_spec_replicas{{{ids}}}"),
+        0,
+        out.steps + 1,
+        &[],
+        |s| Some(desired[s] as f64),
+    );
     // Available: pods up for a minute (readiness), at most the desired count.
     let ready = (60.0 / out.interval).ceil() as usize;
     out.push(
@@ -537,12 +604,27 @@ fn deployment_series(out: &mut Out, wl: &Workload, w: usize, cluster: &Cluster) 
     );
 }
 
-fn node_series(out: &mut Out, scenario: &Scenario, cluster: &Cluster, memory: &[Vec<f64>], noise: &mut Noise) {
+fn node_series(
+    out: &mut Out,
+    scenario: &Scenario,
+    cluster: &Cluster,
+    memory: &[Vec<f64>],
+    noise: &mut Noise,
+) {
     let total = scenario.node_memory_gi * GI;
     for node in &cluster.nodes {
         let instance = format!("{}:9100", node.name);
-        let ids = format!("node=\"{}\",instance=\"{instance}\",job=\"node-exporter\"", node.name);
-        out.push(format!("node_memory_MemTotal_bytes{{{ids}}}"), node.start, node.end, &[], |_| Some(total));
+        let ids = format!(
+            "node=\"{}\",instance=\"{instance}\",job=\"node-exporter\"",
+            node.name
+        );
+        out.push(
+            format!("node_memory_MemTotal_bytes{{{ids}}}"),
+            node.start,
+            node.end,
+            &[],
+            |_| Some(total),
+        );
         // The system's own share plus page cache, which the kernel gives back.
         let system = 0.12 * total;
         out.push(
@@ -558,7 +640,11 @@ fn node_series(out: &mut Out, scenario: &Scenario, cluster: &Cluster, memory: &[
                     .filter(|(p, _)| p.node == node.name && p.start <= s && s < p.end)
                     .map(|(_, m)| m[s])
                     .sum();
-                Some((total - system - pods - 0.03 * total * noise.uniform()).max(0.0).round())
+                Some(
+                    (total - system - pods - 0.03 * total * noise.uniform())
+                        .max(0.0)
+                        .round(),
+                )
             },
         );
         if let Some(disk) = &scenario.disk {
@@ -567,7 +653,13 @@ fn node_series(out: &mut Out, scenario: &Scenario, cluster: &Cluster, memory: &[
             let rotate = (disk.rotate_every.0 / scenario.interval.0.max(1)).max(1) as usize;
             let phase = (noise.uniform() * rotate as f64) as usize;
             let fs = format!("{ids},mountpoint=\"/\",fstype=\"ext4\",device=\"/dev/nvme0n1p1\"");
-            out.push(format!("node_filesystem_size_bytes{{{fs}}}"), node.start, node.end, &[], |_| Some(size));
+            out.push(
+                format!("node_filesystem_size_bytes{{{fs}}}"),
+                node.start,
+                node.end,
+                &[],
+                |_| Some(size),
+            );
             out.push(
                 format!("node_filesystem_avail_bytes{{{fs}}}"),
                 node.start,
@@ -594,12 +686,20 @@ fn certificate_series(out: &mut Out, scenario: &Scenario) {
             Some(r) if s >= r => start + r as f64 * interval + 90.0 * 86_400.0,
             _ => first,
         };
-        out.push(format!("certmanager_certificate_expiration_timestamp_seconds{{{ids}}}"), 0, out.steps + 1, &[], |s| {
-            Some(expiry(s))
-        });
-        out.push(format!("certmanager_certificate_renewal_timestamp_seconds{{{ids}}}"), 0, out.steps + 1, &[], |s| {
-            Some(expiry(s) - 30.0 * 86_400.0)
-        });
+        out.push(
+            format!("certmanager_certificate_expiration_timestamp_seconds{{{ids}}}"),
+            0,
+            out.steps + 1,
+            &[],
+            |s| Some(expiry(s)),
+        );
+        out.push(
+            format!("certmanager_certificate_renewal_timestamp_seconds{{{ids}}}"),
+            0,
+            out.steps + 1,
+            &[],
+            |s| Some(expiry(s) - 30.0 * 86_400.0),
+        );
     }
 }
 
@@ -607,9 +707,14 @@ fn certificate_series(out: &mut Out, scenario: &Scenario) {
 /// owners, so ranking and planning see the cluster as it was.
 fn objects(scenario: &Scenario, cluster: &Cluster) -> Vec<serde_yaml::Value> {
     let mut out = Vec::new();
-    let v = |text: String| serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap_or(serde_yaml::Value::Null);
+    let v = |text: String| {
+        serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap_or(serde_yaml::Value::Null)
+    };
     for n in &cluster.nodes {
-        out.push(v(format!("{{apiVersion: v1, kind: Node, metadata: {{name: {}}}}}", n.name)));
+        out.push(v(format!(
+            "{{apiVersion: v1, kind: Node, metadata: {{name: {}}}}}",
+            n.name
+        )));
     }
     for (w, wl) in scenario.workloads.iter().enumerate() {
         let (ns, short) = split(&wl.name);

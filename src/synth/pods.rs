@@ -71,7 +71,11 @@ impl Planner<'_> {
             .filter(|n| n.start <= step && step < n.end && n.cordoned_at.is_none_or(|c| step < c))
             .collect();
         if open.is_empty() {
-            return self.nodes.first().map(|n| n.name.clone()).unwrap_or_default();
+            return self
+                .nodes
+                .first()
+                .map(|n| n.name.clone())
+                .unwrap_or_default();
         }
         self.next_node += 1;
         open[self.next_node % open.len()].name.clone()
@@ -86,7 +90,14 @@ impl Planner<'_> {
             .collect()
     }
 
-    fn start_pod(&mut self, w: usize, name: String, owner: (String, String), step: usize, warm: bool) {
+    fn start_pod(
+        &mut self,
+        w: usize,
+        name: String,
+        owner: (String, String),
+        step: usize,
+        warm: bool,
+    ) {
         let node = self.place(step);
         let uid = self.noise.token(8);
         self.pods.push(PodLife {
@@ -160,12 +171,24 @@ pub fn plan(scenario: &Scenario, steps: usize, noise: Noise) -> Cluster {
                 versions[w].0.push((hash.clone(), "v1".into(), 0));
                 for _ in 0..wl.replicas {
                     let name = format!("{short}-{hash}-{}", p.noise.token(5));
-                    p.start_pod(w, name, ("ReplicaSet".into(), format!("{short}-{hash}")), 0, true);
+                    p.start_pod(
+                        w,
+                        name,
+                        ("ReplicaSet".into(), format!("{short}-{hash}")),
+                        0,
+                        true,
+                    );
                 }
             }
             Kind::StatefulSet => {
                 for k in 0..wl.replicas {
-                    p.start_pod(w, format!("{short}-{k}"), ("StatefulSet".into(), short.into()), 0, true);
+                    p.start_pod(
+                        w,
+                        format!("{short}-{k}"),
+                        ("StatefulSet".into(), short.into()),
+                        0,
+                        true,
+                    );
                 }
             }
             Kind::CronJob => {
@@ -177,7 +200,8 @@ pub fn plan(scenario: &Scenario, steps: usize, noise: Noise) -> Cluster {
                         let start = p.step(at);
                         p.start_pod(w, name, ("Job".into(), job), start, false);
                         if let Some(last) = p.pods.last_mut() {
-                            last.end = (start + (s.runs.0 / scenario.interval.0.max(1)) as usize).min(steps + 1);
+                            last.end = (start + (s.runs.0 / scenario.interval.0.max(1)) as usize)
+                                .min(steps + 1);
                         }
                         at += s.every.0.max(scenario.interval.0);
                     }
@@ -213,14 +237,29 @@ pub fn plan(scenario: &Scenario, steps: usize, noise: Noise) -> Cluster {
         let per = (60 / scenario.interval.0.max(1)).max(1) as usize;
         if let Some(version) = &e.rollout {
             let hash = p.noise.token(5);
-            let before = versions[w].0.last().map(|v| v.1.clone()).unwrap_or_default();
+            let before = versions[w]
+                .0
+                .last()
+                .map(|v| v.1.clone())
+                .unwrap_or_default();
             versions[w].0.push((hash.clone(), version.clone(), step));
-            changes.push((step, "deploy".into(), format!("Deployment/{ns}/{short}"), format!("{before} -> {version}")));
+            changes.push((
+                step,
+                "deploy".into(),
+                format!("Deployment/{ns}/{short}"),
+                format!("{before} -> {version}"),
+            ));
             let old = p.alive(w, step);
             for (j, i) in old.into_iter().enumerate() {
                 let up = step + j * per;
                 let name = format!("{short}-{hash}-{}", p.noise.token(5));
-                p.start_pod(w, name, ("ReplicaSet".into(), format!("{short}-{hash}")), up, false);
+                p.start_pod(
+                    w,
+                    name,
+                    ("ReplicaSet".into(), format!("{short}-{hash}")),
+                    up,
+                    false,
+                );
                 p.pods[i].end = p.pods[i].end.min(up + per.div_ceil(2) + 1);
             }
         }
@@ -235,7 +274,12 @@ pub fn plan(scenario: &Scenario, steps: usize, noise: Noise) -> Cluster {
         }
         if let Some(n) = e.scale {
             let alive = p.alive(w, step);
-            changes.push((step, "scale".into(), format!("Deployment/{ns}/{short}"), format!("{} -> {n} replicas", alive.len())));
+            changes.push((
+                step,
+                "scale".into(),
+                format!("Deployment/{ns}/{short}"),
+                format!("{} -> {n} replicas", alive.len()),
+            ));
             if n > alive.len() {
                 let owner = p.pods[alive[0]].owner.clone();
                 for _ in alive.len()..n {
@@ -259,7 +303,9 @@ pub fn plan(scenario: &Scenario, steps: usize, noise: Noise) -> Cluster {
             p.pods[i].restarts.push((step, false));
         }
         if let Some(i) = e.scrape_gap.and_then(|idx| nth(&p, idx)) {
-            let len = e.lasting.map_or(1, |l| (l.0 / scenario.interval.0.max(1)) as usize);
+            let len = e
+                .lasting
+                .map_or(1, |l| (l.0 / scenario.interval.0.max(1)) as usize);
             p.pods[i].gaps.push((step, step + len));
         }
     }
@@ -274,14 +320,24 @@ pub fn plan(scenario: &Scenario, steps: usize, noise: Noise) -> Cluster {
 
 /// Evicts every pod of the node, one every 10 seconds or so, each
 /// recreated by its controller on another node.
-fn drain(p: &mut Planner, e: &super::scenario::NodeEvent, step: usize, changes: &mut Vec<(usize, String, String, String)>) {
+fn drain(
+    p: &mut Planner,
+    e: &super::scenario::NodeEvent,
+    step: usize,
+    changes: &mut Vec<(usize, String, String, String)>,
+) {
     let Some(node) = e.drain.as_ref().or(e.remove.as_ref()).cloned() else {
         return;
     };
     if let Some(n) = p.nodes.iter_mut().find(|n| n.name == node) {
         n.cordoned_at = Some(step);
     }
-    changes.push((step, "drain".into(), format!("Node/{node}"), "cordoned and drained".into()));
+    changes.push((
+        step,
+        "drain".into(),
+        format!("Node/{node}"),
+        "cordoned and drained".into(),
+    ));
     let on: Vec<usize> = (0..p.pods.len())
         .filter(|&i| {
             let x = &p.pods[i];

@@ -13,6 +13,10 @@ pub struct Scenario {
     #[serde(default = "default_interval")]
     pub interval: Secs,
     pub duration: Secs,
+    /// The leading part of `duration` that medic does not watch, only has
+    /// in Prometheus (the fixture's `history`).
+    #[serde(default)]
+    pub history: Secs,
     /// Seeds the noise: the same scenario always gives the same fixture.
     #[serde(default)]
     pub seed: u64,
