@@ -7,6 +7,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/anomaly-request-rate-drop.yaml"),
     ),
     (
+        "approval-after-errors-stopped.yaml",
+        include_str!("../fixtures/incidents/approval-after-errors-stopped.yaml"),
+    ),
+    (
         "approved-rollback-resumes-plan.yaml",
         include_str!("../fixtures/incidents/approved-rollback-resumes-plan.yaml"),
     ),

@@ -262,6 +262,37 @@ async fn a_denial_ends_the_plan_and_says_who_denied() {
 }
 
 #[tokio::test]
+async fn an_approved_step_is_not_run_once_its_trouble_has_gone() {
+    let r = replay("approval-after-errors-stopped.yaml").await;
+    assert!(r.passed, "{:?}", r.failures);
+    let done: Vec<String> = actions(&r).into_iter().map(|a| a.0).collect();
+    assert_eq!(done, vec!["capture_logs"], "approved, but not rolled back");
+    let inc = &r.incidents[0];
+    let skipped = inc
+        .timeline
+        .iter()
+        .find(|t| t.text.starts_with("step 2 rollout_undo not run"))
+        .expect("the timeline says why");
+    assert!(
+        skipped
+            .text
+            .contains("error_rate's condition no longer holds"),
+        "{}",
+        skipped.text
+    );
+    // The signal had not cleared yet (keepFiringFor): only asking
+    // Prometheus again at that moment showed the errors had stopped.
+    let cleared = inc
+        .timeline
+        .iter()
+        .filter(|t| t.stage == medic::incident::Stage::Clear)
+        .map(|t| t.at_s)
+        .min()
+        .unwrap();
+    assert!(skipped.at_s < cleared, "{} >= {cleared}", skipped.at_s);
+}
+
+#[tokio::test]
 async fn an_answer_with_nothing_waiting_fails_the_replay() {
     let path = fixtures_dir().join("denied-rollback-ends-plan.yaml");
     let text = std::fs::read_to_string(&path)

@@ -131,6 +131,8 @@ pub struct Ports<'a> {
     /// The approval store's generation, read at the start of this tick;
     /// None when it could not be read (every waiting run reads its record).
     pub approvals_generation: Option<u64>,
+    /// The detectors, to check a plan's signal again before acting on it.
+    pub detectors: &'a [crate::signal::Detector],
 }
 
 impl PlanRun {
@@ -279,6 +281,54 @@ impl PlanRun {
                 send_escalation(inc, ports, now, reason, Some(self)).await;
             }
             return false;
+        }
+        if step.action.spec().mutating
+            && !evidence::restores(step.action, step.target.as_ref(), inc)
+        {
+            let looked = evidence::check(
+                inc,
+                self.plan.signal,
+                ports.detectors,
+                ports.metrics,
+                now,
+                ports.config.interval.0,
+            )
+            .await;
+            match looked {
+                evidence::Evidence::Holds => {}
+                evidence::Evidence::Cleared(why) => {
+                    // Not this step, nor any later one that is not putting
+                    // back what an earlier one changed: each looks again.
+                    inc.record(
+                        now,
+                        Stage::Skip,
+                        format!(
+                            "step {} {} not run: {why}; nothing is done about trouble that has gone",
+                            step.index, step.action
+                        ),
+                    );
+                    self.state = RunState::Ready;
+                    self.next += 1;
+                    return true;
+                }
+                evidence::Evidence::Unknown(why) => {
+                    let reason = format!(
+                        "step {} {} held: cannot confirm its signal still holds ({why})",
+                        step.index, step.action
+                    );
+                    let news =
+                        !matches!(&self.state, RunState::Held { guard, .. } if guard == "evidence");
+                    self.state = RunState::Held {
+                        reason: reason.clone(),
+                        guard: "evidence".into(),
+                    };
+                    if news {
+                        inc.record(now, Stage::Skip, reason.clone());
+                        send_escalation(inc, ports, now, reason, Some(self)).await;
+                    }
+                    return false;
+                }
+            }
         }
         self.state = RunState::Ready;
         match self.perform(step, inc, ports, now, false, false).await {
@@ -1011,5 +1061,6 @@ pub async fn notify(
     inc.record(now, Stage::Notify, format!("via {channel}: {text}"));
 }
 
+mod evidence;
 #[cfg(test)]
 mod verify_tests;

@@ -597,6 +597,7 @@ impl Engine {
             config: &self.config,
             snapshot: snap,
             approvals_generation,
+            detectors: &self.library.detectors,
         };
         let first = planning.planned_for.is_none();
         if !planning.announced {
@@ -928,6 +929,7 @@ mod tests {
                 onset_value: 1.0,
                 peak: 1.0,
                 slope_per_min: 0.0,
+                from_alert: false,
             },
         }
     }

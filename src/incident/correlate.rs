@@ -222,6 +222,7 @@ mod tests {
             onset_value: 1.0,
             peak: 1.0,
             slope_per_min: 0.0,
+            from_alert: false,
         }
     }
 

@@ -118,6 +118,7 @@ pub(crate) fn test_record(subject: &str, target: &str, onset: Timestamp) -> Sign
             onset_value: 1.0,
             peak: 1.0,
             slope_per_min: 0.0,
+            from_alert: false,
         },
         subject: subject.parse().unwrap(),
         cleared_at: None,

@@ -90,13 +90,15 @@ pub fn llm_block(exchanges: &[crate::diagnose::llm::Exchange]) -> String {
     serde_yaml::to_string(&Block { llm: answers }).unwrap_or_default()
 }
 
-/// One row per fixture: detected, time to detect, false incidents, actions.
+/// One row per fixture: detected, time to detect, false incidents,
+/// actions, false actions (cluster changes where no incident was
+/// expected), escalations.
 pub fn summary(reports: &[Report]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<52} {:>6} {:>9} {:>9} {:>6} {:>7} {:>11}",
-        "fixture", "result", "detected", "ttd", "false", "actions", "escalations"
+        "{:<52} {:>6} {:>9} {:>9} {:>6} {:>7} {:>9} {:>11}",
+        "fixture", "result", "detected", "ttd", "false", "actions", "false act", "escalations"
     );
     for r in reports {
         let detected = if r.signals.is_empty() { "no" } else { "yes" };
@@ -107,18 +109,30 @@ pub fn summary(reports: &[Report]) -> String {
         let name: String = r.fixture.chars().take(52).collect();
         let _ = writeln!(
             out,
-            "{:<52} {:>6} {:>9} {:>9} {:>6} {:>7} {:>11}",
+            "{:<52} {:>6} {:>9} {:>9} {:>6} {:>7} {:>9} {:>11}",
             name,
             if r.passed { "pass" } else { "FAIL" },
             detected,
             ttd,
             r.false_incidents,
             r.taken_actions().len(),
+            r.false_actions,
             r.escalation_count()
         );
     }
     let passed = reports.iter().filter(|r| r.passed).count();
     let _ = writeln!(out, "{passed}/{} fixtures passed", reports.len());
+    let healthy: Vec<&Report> = reports.iter().filter(|r| r.healthy).collect();
+    if !healthy.is_empty() {
+        let _ = writeln!(
+            out,
+            "on the {} fixtures expecting no incident: {} incidents, {} escalations, {} false actions",
+            healthy.len(),
+            healthy.iter().map(|r| r.incidents.len()).sum::<usize>(),
+            healthy.iter().map(|r| r.escalation_count()).sum::<usize>(),
+            healthy.iter().map(|r| r.false_actions).sum::<usize>(),
+        );
+    }
     let ttds: Vec<i64> = reports.iter().filter_map(|r| r.time_to_detect_s).collect();
     if !ttds.is_empty() {
         let mut sorted = ttds.clone();

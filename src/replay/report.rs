@@ -20,6 +20,11 @@ pub struct Report {
     /// fixture that expects none, else those whose every signal fired
     /// before `expect.onset`.
     pub false_incidents: usize,
+    /// Actions that changed (or tried to change) the cluster in a fixture
+    /// that expects no incident: harm done to a healthy cluster.
+    pub false_actions: usize,
+    /// The fixture expects no incident (`expect.incidents: 0`).
+    pub healthy: bool,
     /// The fixture's tags (e.g. fault_type).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub tags: std::collections::BTreeMap<String, String>,
@@ -83,6 +88,15 @@ pub struct ActionReport {
     pub step: usize,
     pub rollback: bool,
     pub message: String,
+}
+
+impl ActionReport {
+    /// Carried out (or attempted) on the cluster: a mutating action that
+    /// was not a dry run.
+    pub fn changes_the_cluster(&self) -> bool {
+        self.result != ActionResult::DryRun
+            && crate::act::Action::from_name(&self.action).is_some_and(|a| a.spec().mutating)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -239,6 +253,8 @@ impl Report {
             failures: Vec::new(),
             time_to_detect_s,
             false_incidents,
+            false_actions: 0,
+            healthy: expect.incidents == Some(0),
             tags: tags.clone(),
             evaluated_incident: evaluated.map(|i| i.id.clone()),
             expected_root_cause,
@@ -246,6 +262,14 @@ impl Report {
             signals,
             incidents,
         };
+        if expect.incidents == Some(0) {
+            report.false_actions = report
+                .incidents
+                .iter()
+                .flat_map(|i| &i.actions)
+                .filter(|a| a.changes_the_cluster())
+                .count();
+        }
         report.failures = check(&report, expect);
         report.passed = report.failures.is_empty();
         report
@@ -414,6 +438,7 @@ mod tests {
                 onset_value: 1.0,
                 peak: 1.0,
                 slope_per_min: 0.0,
+                from_alert: false,
             },
             subject: target,
             cleared_at: None,
@@ -438,5 +463,54 @@ mod tests {
         assert_eq!(r.root_cause_rank, Some(1));
         assert_eq!(r.time_to_detect_s, Some(60));
         assert_eq!(r.false_incidents, 1, "the incident of the earlier signal");
+    }
+
+    #[test]
+    fn changes_to_a_healthy_cluster_are_false_actions_and_reads_are_not() {
+        let mut inc = with_signal("inc", "Pod/p/web-1", 100, 160);
+        let record = |action: crate::act::Action, result: ActionResult| crate::act::ActionRecord {
+            at: 200,
+            playbook: "pb".into(),
+            step: 1,
+            action,
+            target: Some(ObjectRef::node("n1")),
+            risk: crate::model::Risk::Low,
+            result,
+            message: String::new(),
+            rollback: false,
+        };
+        inc.actions = vec![
+            record(crate::act::Action::CaptureLogs, ActionResult::Ok),
+            record(crate::act::Action::CordonNode, ActionResult::Ok),
+            record(crate::act::Action::RolloutUndo, ActionResult::Failed),
+            record(crate::act::Action::CordonNode, ActionResult::DryRun),
+        ];
+        let healthy = Expect {
+            incidents: Some(0),
+            ..Expect::default()
+        };
+        let r = Report::build(
+            "f",
+            "f.yaml",
+            0,
+            std::slice::from_ref(&inc),
+            &healthy,
+            &Default::default(),
+        );
+        assert!(r.healthy);
+        assert_eq!(r.false_actions, 2, "the cordon and the attempted rollback");
+        assert!(!r.passed);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["false_actions"], 2);
+        // Where an incident is expected, its actions are not false.
+        let r = Report::build(
+            "f",
+            "f.yaml",
+            0,
+            &[inc],
+            &Expect::default(),
+            &Default::default(),
+        );
+        assert_eq!((r.healthy, r.false_actions), (false, 0));
     }
 }

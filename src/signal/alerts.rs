@@ -110,6 +110,7 @@ pub fn from_webhook(
                 onset_value: 1.0,
                 peak: 1.0,
                 slope_per_min: 0.0,
+                from_alert: true,
             },
         });
     }

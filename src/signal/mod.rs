@@ -38,4 +38,8 @@ pub struct Signal {
     pub peak: f64,
     /// Change of the value per minute from onset to firing.
     pub slope_per_min: f64,
+    /// Raised by an Alertmanager alert, not by a detector's query: the
+    /// alert's resolution, not the query, says whether it still holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_alert: bool,
 }

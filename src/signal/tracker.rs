@@ -207,6 +207,7 @@ impl SignalTracker {
                     } else {
                         0.0
                     },
+                    from_alert: false,
                 });
             }
             fired.sort_by(|a, b| a.target.cmp(&b.target));

@@ -84,8 +84,28 @@ fn run_with(v: Verification) -> PlanRun {
     })
 }
 
+/// An incident whose signal came from an alert that has not resolved: the
+/// evidence holds without a query, so every query here is the waitFor's.
 fn incident() -> Incident {
-    Incident::new("inc-1", 0, Severity::High)
+    let mut inc = Incident::new("inc-1", 0, Severity::High);
+    inc.signals.push(crate::incident::SignalRecord {
+        signal: crate::signal::Signal {
+            name: "KubeNodeNotReady".into(),
+            target: ObjectRef::node("n1"),
+            severity: Severity::High,
+            value: 1.0,
+            labels: Default::default(),
+            onset: 0,
+            fired_at: 0,
+            onset_value: 1.0,
+            peak: 1.0,
+            slope_per_min: 0.0,
+            from_alert: true,
+        },
+        subject: ObjectRef::node("n1"),
+        cleared_at: None,
+    });
+    inc
 }
 
 /// Advances the run every 30 s from 0 until it stops or `until`; returns
@@ -122,6 +142,7 @@ async fn drive(
         config: &config,
         snapshot: &snapshot,
         approvals_generation: None,
+        detectors: &[],
     };
     let mut run = run_with(v);
     let mut inc = incident();
