@@ -10,12 +10,14 @@
 # Cargo.toml or later), on the Debian release the runtime image is built from.
 FROM docker.io/library/rust:1.89-bookworm AS build
 WORKDIR /src
-# What the binary embeds: built-in playbooks, bundled fixtures, LLM prompts.
+# What the binary embeds: built-in playbooks, bundled fixtures, LLM prompts,
+# the kube-prometheus rules it reports coverage of.
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY playbooks playbooks
 COPY fixtures fixtures
 COPY prompts prompts
+COPY reference reference
 RUN cargo build --release --locked --bin medic \
     && install -D -m 0555 target/release/medic /out/medic
 

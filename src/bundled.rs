@@ -127,6 +127,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/healthy-hpa-scaling.yaml"),
     ),
     (
+        "healthy-image-pull-retry.yaml",
+        include_str!("../fixtures/incidents/healthy-image-pull-retry.yaml"),
+    ),
+    (
         "healthy-log-rotation.yaml",
         include_str!("../fixtures/incidents/healthy-log-rotation.yaml"),
     ),
@@ -169,6 +173,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
     (
         "healthy-statefulset-rolling-restart.yaml",
         include_str!("../fixtures/incidents/healthy-statefulset-rolling-restart.yaml"),
+    ),
+    (
+        "image-pull-after-deploy.yaml",
+        include_str!("../fixtures/incidents/image-pull-after-deploy.yaml"),
     ),
     (
         "llm-confirms-pool-owner.yaml",

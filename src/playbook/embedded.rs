@@ -19,6 +19,22 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../playbooks/pod-crash-loop.yaml"),
     ),
     (
+        "container-cannot-start.yaml",
+        include_str!("../../playbooks/container-cannot-start.yaml"),
+    ),
+    (
+        "rollout-stuck.yaml",
+        include_str!("../../playbooks/rollout-stuck.yaml"),
+    ),
+    (
+        "node-not-ready.yaml",
+        include_str!("../../playbooks/node-not-ready.yaml"),
+    ),
+    (
+        "escalate-with-facts.yaml",
+        include_str!("../../playbooks/escalate-with-facts.yaml"),
+    ),
+    (
         "connection-pool-exhaustion.yaml",
         include_str!("../../playbooks/connection-pool-exhaustion.yaml"),
     ),

@@ -143,6 +143,10 @@ pub struct Expect {
     pub actions: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_actions: Vec<String>,
+    /// kube-prometheus alerts medic must see the fault before: replay
+    /// evaluates each rule over the fixture (`reference/kube-prometheus-rules`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub beats: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalations: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,6 +263,15 @@ impl Loaded {
                     fixture.series.len().max(1),
                 ),
             ));
+        }
+        let known = super::rules::all();
+        for (i, alert) in fixture.expect.beats.iter().enumerate() {
+            if !known.iter().any(|r| &r.alert == alert) {
+                return Err(at(
+                    &format!("expect.beats[{i}]"),
+                    format!("no kube-prometheus alert named `{alert}`"),
+                ));
+            }
         }
         let start = fixture.start.unwrap_or(DEFAULT_START);
         let mut series = Vec::with_capacity(fixture.series.len());

@@ -8,6 +8,7 @@ pub mod record;
 pub mod record_objects;
 pub mod render;
 mod report;
+pub mod rules;
 mod run;
 pub mod series;
 
@@ -16,7 +17,7 @@ pub use fixture::{
     Loaded, SeriesSpec,
 };
 pub use prometheus::{PrometheusError, PrometheusServer, check_tools, free_port};
-pub use report::{ActionReport, IncidentReport, Report, SignalReport};
+pub use report::{ActionReport, IncidentReport, Report, RuleRace, SignalReport};
 pub use run::{ReplayError, ReplayOptions, explain_loaded, replay_file, replay_loaded};
 
 use std::path::{Path, PathBuf};

@@ -146,6 +146,7 @@ pub fn summary(reports: &[Report]) -> String {
             reports.iter().map(|r| r.false_incidents).sum::<usize>()
         );
     }
+    out.push_str(&races(reports));
     out.push_str(&ranking_accuracy(reports));
     out
 }
@@ -192,6 +193,47 @@ pub fn ranking_accuracy(reports: &[Report]) -> String {
             at(3),
             at(5),
             undetected
+        );
+    }
+    out
+}
+
+/// medic against the kube-prometheus alert each fixture names in
+/// `expect.beats`: when the rule, evaluated over the fixture's own series
+/// at its interval, would fire, and when medic saw the fault.
+fn races(reports: &[Report]) -> String {
+    let rows: Vec<(&Report, &crate::replay::RuleRace)> = reports
+        .iter()
+        .flat_map(|r| r.beats.iter().map(move |b| (r, b)))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nmedic against kube-prometheus (each rule's expression and `for:` evaluated over its fixture)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<44} {:<30} {:>10} {:>8} {:>8}",
+        "fixture", "alert", "rule fires", "medic", "earlier"
+    );
+    let at = |t: Option<i64>| t.map(format_secs).unwrap_or_else(|| "never".into());
+    for (r, b) in rows {
+        let lead = match (b.medic_at_s, b.rule_fires_at_s) {
+            (Some(m), Some(f)) => format_secs(f - m),
+            (Some(_), None) => "-".into(),
+            _ => "no".into(),
+        };
+        let name: String = r.fixture.chars().take(44).collect();
+        let _ = writeln!(
+            out,
+            "{name:<44} {:<30} {:>10} {:>8} {:>8}",
+            b.alert,
+            at(b.rule_fires_at_s),
+            at(b.medic_at_s),
+            lead
         );
     }
     out

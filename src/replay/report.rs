@@ -25,6 +25,13 @@ pub struct Report {
     pub false_actions: usize,
     /// The fixture expects no incident (`expect.incidents: 0`).
     pub healthy: bool,
+    /// Each kube-prometheus alert of `expect.beats`: when its rule would
+    /// fire, and when medic saw the fault.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub beats: Vec<RuleRace>,
+    /// `expect.onset`, from the fixture's start.
+    #[serde(skip)]
+    expected_onset_s: Option<i64>,
     /// The fixture's tags (e.g. fault_type).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub tags: std::collections::BTreeMap<String, String>,
@@ -35,6 +42,16 @@ pub struct Report {
     pub root_cause_rank: Option<usize>,
     pub signals: Vec<SignalReport>,
     pub incidents: Vec<IncidentReport>,
+}
+
+/// medic against a kube-prometheus alert, times from the fixture's start.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleRace {
+    pub alert: String,
+    /// None: the rule does not fire within the fixture.
+    pub rule_fires_at_s: Option<i64>,
+    /// medic's first signal of the fault (none before `expect.onset`).
+    pub medic_at_s: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -255,6 +272,8 @@ impl Report {
             false_incidents,
             false_actions: 0,
             healthy: expect.incidents == Some(0),
+            beats: Vec::new(),
+            expected_onset_s: expect.onset.map(|o| o.0),
             tags: tags.clone(),
             evaluated_incident: evaluated.map(|i| i.id.clone()),
             expected_root_cause,
@@ -285,6 +304,33 @@ impl Report {
             .collect();
         all.sort_by_key(|a| a.at_s);
         all
+    }
+
+    /// Records the race against `alert`, failing the report if the rule
+    /// fires first (or medic never sees the fault).
+    pub fn race(&mut self, alert: &str, rule_fires_at_s: Option<i64>) {
+        let medic_at_s = self
+            .signals
+            .iter()
+            .filter(|s| self.expected_onset_s.is_none_or(|o| s.onset_s >= o))
+            .map(|s| s.at_s)
+            .min();
+        match (medic_at_s, rule_fires_at_s) {
+            (None, _) => self
+                .failures
+                .push(format!("medic never saw what {alert} is about")),
+            (Some(m), Some(r)) if r <= m => self.failures.push(format!(
+                "{alert} would fire at {}, before medic saw it at {}",
+                format_secs(r),
+                format_secs(m)
+            )),
+            _ => {}
+        }
+        self.beats.push(RuleRace {
+            alert: alert.to_string(),
+            rule_fires_at_s,
+            medic_at_s,
+        });
     }
 
     pub fn escalation_count(&self) -> usize {

@@ -98,6 +98,7 @@ struct Prepared {
     outcomes: BTreeMap<Timestamp, BTreeMap<String, DetectorOutcome>>,
     config: Config,
     llm_server: Option<LlmServer>,
+    metrics: Arc<PrometheusMetrics>,
     // Kept alive until the replay is done; dropping it stops Prometheus.
     _server: PrometheusServer,
 }
@@ -164,6 +165,7 @@ async fn prepare(
         paused: paused || config.paused,
         ..config.clone()
     };
+    let metrics_port = metrics.clone();
     let mut engine = Engine::new(
         engine_config,
         library,
@@ -225,6 +227,7 @@ async fn prepare(
         outcomes,
         config,
         llm_server,
+        metrics: metrics_port,
         _server: server,
     })
 }
@@ -251,6 +254,23 @@ pub async fn replay_loaded(
         &loaded.fixture.tags,
     );
     report.failures.extend(answers.failures);
+    let start = loaded.start;
+    let end = start + loaded.fixture.duration.0;
+    for alert in &loaded.fixture.expect.beats {
+        let fires = super::rules::fires_at(
+            p.metrics.as_ref(),
+            alert,
+            start,
+            end,
+            loaded.fixture.interval.0,
+        )
+        .await
+        .map_err(|source| ReplayError::Metrics {
+            path: loaded.path.clone(),
+            source,
+        })?;
+        report.race(alert, fires.map(|t| t - start));
+    }
     report.passed &= report.failures.is_empty();
     if let Some(server) = &p.llm_server {
         let missing = server.unanswered();
