@@ -123,12 +123,20 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/healthy-gc-sawtooth.yaml"),
     ),
     (
+        "healthy-hpa-at-max.yaml",
+        include_str!("../fixtures/incidents/healthy-hpa-at-max.yaml"),
+    ),
+    (
         "healthy-hpa-scaling.yaml",
         include_str!("../fixtures/incidents/healthy-hpa-scaling.yaml"),
     ),
     (
         "healthy-image-pull-retry.yaml",
         include_str!("../fixtures/incidents/healthy-image-pull-retry.yaml"),
+    ),
+    (
+        "healthy-job-retry.yaml",
+        include_str!("../fixtures/incidents/healthy-job-retry.yaml"),
     ),
     (
         "healthy-log-rotation.yaml",
@@ -139,12 +147,20 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/healthy-node-drain-and-replace.yaml"),
     ),
     (
+        "healthy-node-maintenance-reboot.yaml",
+        include_str!("../fixtures/incidents/healthy-node-maintenance-reboot.yaml"),
+    ),
+    (
         "healthy-noisy-hour.yaml",
         include_str!("../fixtures/incidents/healthy-noisy-hour.yaml"),
     ),
     (
         "healthy-one-restart.yaml",
         include_str!("../fixtures/incidents/healthy-one-restart.yaml"),
+    ),
+    (
+        "healthy-pending-until-node-added.yaml",
+        include_str!("../fixtures/incidents/healthy-pending-until-node-added.yaml"),
     ),
     (
         "healthy-probe-restart-during-deploy.yaml",
@@ -171,12 +187,28 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/healthy-single-oom-kill.yaml"),
     ),
     (
+        "healthy-slow-rollout.yaml",
+        include_str!("../fixtures/incidents/healthy-slow-rollout.yaml"),
+    ),
+    (
         "healthy-statefulset-rolling-restart.yaml",
         include_str!("../fixtures/incidents/healthy-statefulset-rolling-restart.yaml"),
     ),
     (
+        "healthy-volume-compaction.yaml",
+        include_str!("../fixtures/incidents/healthy-volume-compaction.yaml"),
+    ),
+    (
+        "hpa-maxed-out.yaml",
+        include_str!("../fixtures/incidents/hpa-maxed-out.yaml"),
+    ),
+    (
         "image-pull-after-deploy.yaml",
         include_str!("../fixtures/incidents/image-pull-after-deploy.yaml"),
+    ),
+    (
+        "job-failed.yaml",
+        include_str!("../fixtures/incidents/job-failed.yaml"),
     ),
     (
         "llm-confirms-pool-owner.yaml",
@@ -195,6 +227,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/memory-pressure-node-drained.yaml"),
     ),
     (
+        "node-not-ready.yaml",
+        include_str!("../fixtures/incidents/node-not-ready.yaml"),
+    ),
+    (
         "observe-mode-memory-leak.yaml",
         include_str!("../fixtures/incidents/observe-mode-memory-leak.yaml"),
     ),
@@ -203,12 +239,24 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/paused-medic-acts-not.yaml"),
     ),
     (
+        "pods-unschedulable.yaml",
+        include_str!("../fixtures/incidents/pods-unschedulable.yaml"),
+    ),
+    (
         "rollback-when-verification-fails.yaml",
         include_str!("../fixtures/incidents/rollback-when-verification-fails.yaml"),
     ),
     (
+        "rollout-stuck-after-deploy.yaml",
+        include_str!("../fixtures/incidents/rollout-stuck-after-deploy.yaml"),
+    ),
+    (
         "step-above-autonomy-bound.yaml",
         include_str!("../fixtures/incidents/step-above-autonomy-bound.yaml"),
+    ),
+    (
+        "volume-filling.yaml",
+        include_str!("../fixtures/incidents/volume-filling.yaml"),
     ),
 ];
 
