@@ -124,6 +124,8 @@ enum Command {
     },
     /// Print the action catalog reference (Markdown; docs/actions.md).
     Catalog,
+    /// Print what medic does with each kube-prometheus alert (Markdown; docs/coverage.md).
+    Coverage,
     /// Print the detector reference (Markdown; docs/detectors.md), or with
     /// --prometheus, which detectors can fire there and which metrics they miss.
     Detectors {
@@ -332,6 +334,11 @@ fn main() -> ExitCode {
             } => explain_command(playbook, fixture, config, playbooks, json).await,
             Command::Catalog => {
                 print!("{}", medic::act::reference::markdown());
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Coverage => {
+                let library = medic::playbook::Library::embedded()?;
+                print!("{}", medic::signal::coverage::markdown(&library));
                 Ok(ExitCode::SUCCESS)
             }
             Command::Detectors {

@@ -60,6 +60,22 @@ pub struct NodeInfo {
     pub control_plane: bool,
     /// The Ready condition; a node that reports none counts as ready.
     pub ready: bool,
+    /// Its addresses (InternalIP, hostname): what a node-exporter alert's
+    /// `instance` may name instead of the node.
+    pub addresses: Vec<String>,
+}
+
+impl ClusterSnapshot {
+    /// The node `host` names: by name, else by one of its addresses.
+    pub fn node_named(&self, host: &str) -> Option<String> {
+        if self.nodes.contains_key(host) {
+            return Some(host.to_string());
+        }
+        self.nodes
+            .iter()
+            .find(|(_, n)| n.addresses.iter().any(|a| a == host))
+            .map(|(name, _)| name.clone())
+    }
 }
 
 impl NodeInfo {
@@ -81,10 +97,21 @@ impl NodeInfo {
                     .find(|c| c.get("type").and_then(|t| t.as_str()) == Some("Ready"))
             })
             .is_none_or(|c| c.get("status").and_then(|s| s.as_str()) == Some("True"));
+        let addresses = o
+            .get(&["status", "addresses"])
+            .and_then(serde_yaml::Value::as_sequence)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|a| a.get("address").and_then(|x| x.as_str()))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
         NodeInfo {
             unschedulable,
             control_plane,
             ready,
+            addresses,
         }
     }
 }
@@ -341,6 +368,18 @@ mod tests {
             .into_iter()
             .map(|v| ClusterObject::from_value(v).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn a_node_is_found_by_its_name_or_one_of_its_addresses() {
+        let objs = objects(
+            "- {apiVersion: v1, kind: Node, metadata: {name: worker-1}, status: {addresses: [{type: InternalIP, address: 10.0.1.5}, {type: Hostname, address: ip-10-0-1-5}]}}\n- {apiVersion: v1, kind: Node, metadata: {name: worker-2}}\n",
+        );
+        let snap = ClusterSnapshot::from_objects(objs.iter(), vec![]);
+        assert_eq!(snap.node_named("worker-2").as_deref(), Some("worker-2"));
+        assert_eq!(snap.node_named("10.0.1.5").as_deref(), Some("worker-1"));
+        assert_eq!(snap.node_named("ip-10-0-1-5").as_deref(), Some("worker-1"));
+        assert_eq!(snap.node_named("10.0.9.9"), None);
     }
 
     #[test]

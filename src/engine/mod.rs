@@ -182,7 +182,13 @@ impl Engine {
     pub fn ingest_alerts(&mut self, events: Vec<AlertEvent>) -> usize {
         let snap = self.last_snapshot.clone();
         let mut new = 0;
-        for e in events {
+        for mut e in events {
+            // node-exporter names a node by its address (`instance`).
+            if e.signal.target.is("Node")
+                && let Some(node) = snap.node_named(&e.signal.target.name)
+            {
+                e.signal.target = crate::model::ObjectRef::node(&node);
+            }
             if e.resolved {
                 if let Some((name, target)) = self.alerts.remove(&e.fingerprint) {
                     self.clear(&name, &target, e.signal.fired_at);

@@ -28,6 +28,7 @@ fn cluster(nodes: &[(&str, bool)]) -> ClusterSnapshot {
                 unschedulable: false,
                 control_plane: *control_plane,
                 ready: true,
+                addresses: Vec::new(),
             },
         );
     }

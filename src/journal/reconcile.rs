@@ -91,6 +91,7 @@ mod tests {
                 unschedulable: true,
                 control_plane: false,
                 ready: true,
+                addresses: Vec::new(),
             },
         );
         let d = ObjectRef::namespaced("Deployment", "p", "api");

@@ -31,8 +31,20 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../playbooks/node-not-ready.yaml"),
     ),
     (
-        "escalate-with-facts.yaml",
-        include_str!("../../playbooks/escalate-with-facts.yaml"),
+        "unschedulable-pods.yaml",
+        include_str!("../../playbooks/unschedulable-pods.yaml"),
+    ),
+    (
+        "volume-filling.yaml",
+        include_str!("../../playbooks/volume-filling.yaml"),
+    ),
+    (
+        "job-failed.yaml",
+        include_str!("../../playbooks/job-failed.yaml"),
+    ),
+    (
+        "hpa-maxed-out.yaml",
+        include_str!("../../playbooks/hpa-maxed-out.yaml"),
     ),
     (
         "connection-pool-exhaustion.yaml",

@@ -47,6 +47,8 @@ pub struct Rule {
     /// Seconds the expression must hold before the alert fires.
     pub for_secs: i64,
     pub severity: String,
+    /// The description annotation: which labels the alert carries.
+    pub description: String,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +76,8 @@ struct RawRule {
     for_: Option<String>,
     #[serde(default)]
     labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// Every alerting rule, in file order (recording rules left out). The files
@@ -95,6 +99,11 @@ pub fn all() -> Vec<Rule> {
                     expr: r.expr,
                     for_secs: r.for_.as_deref().map_or(Ok(0), parse_duration).unwrap_or(0),
                     severity: r.labels.get("severity").cloned().unwrap_or_default(),
+                    description: r
+                        .annotations
+                        .get("description")
+                        .cloned()
+                        .unwrap_or_default(),
                 });
             }
         }

@@ -43,7 +43,58 @@ fn severity(labels: &BTreeMap<String, String>) -> Severity {
     }
 }
 
+/// kube-prometheus alerts that are one of medic's own signals under
+/// another name: the alert raises that signal, so the shipped playbooks
+/// answer it. KubeNodePressure is mapped by its `condition` label.
+pub const KUBE_PROMETHEUS_SIGNALS: &[(&str, &str)] = &[
+    ("KubePodCrashLooping", "crash_loop"),
+    ("KubeContainerWaiting", "container_cannot_start"),
+    ("KubeDeploymentRolloutStuck", "rollout_stuck"),
+    ("KubeDaemonSetRolloutStuck", "rollout_stuck"),
+    ("KubeStatefulSetUpdateNotRolledOut", "rollout_stuck"),
+    ("KubeNodeNotReady", "node_not_ready"),
+    ("KubeNodeUnreachable", "node_not_ready"),
+    ("KubeNodeReadinessFlapping", "node_not_ready"),
+    ("KubeletDown", "node_not_ready"),
+    ("KubePersistentVolumeFillingUp", "volume_filling"),
+    ("KubePersistentVolumeInodesFillingUp", "volume_filling"),
+    ("KubeJobFailed", "job_failed"),
+    ("KubeHpaMaxedOut", "hpa_maxed_out"),
+    ("CPUThrottlingHigh", "cpu_throttling"),
+    ("NodeFilesystemSpaceFillingUp", "disk_pressure"),
+    ("NodeFilesystemAlmostOutOfSpace", "disk_pressure"),
+    ("NodeFilesystemFilesFillingUp", "disk_pressure"),
+    ("NodeFilesystemAlmostOutOfFiles", "disk_pressure"),
+    ("NodeMemoryHighUtilization", "node_memory_pressure"),
+    ("NodeMemoryMajorPagesFaults", "node_memory_pressure"),
+];
+
+/// The signal an alert raises: medic's own for the alerts it maps, else one
+/// named after the alert.
+pub fn signal_name(labels: &BTreeMap<String, String>) -> Option<String> {
+    let alert = labels.get("alertname")?;
+    if alert == "KubeNodePressure" {
+        return Some(
+            match labels.get("condition").map(String::as_str) {
+                Some("MemoryPressure") => "node_memory_pressure",
+                Some("DiskPressure") => "disk_pressure",
+                _ => alert,
+            }
+            .to_string(),
+        );
+    }
+    Some(
+        KUBE_PROMETHEUS_SIGNALS
+            .iter()
+            .find(|(a, _)| a == alert)
+            .map_or(alert.as_str(), |(_, s)| s)
+            .to_string(),
+    )
+}
+
 /// The object an alert is about, from the labels kube-prometheus uses.
+/// node-exporter's `instance` (host:port) is taken as a node's name or
+/// address; the engine resolves it against the cluster.
 fn target(labels: &BTreeMap<String, String>) -> Option<ObjectRef> {
     let ns = labels.get("namespace");
     let pick = |kind: &str, key: &str| -> Option<ObjectRef> {
@@ -54,11 +105,25 @@ fn target(labels: &BTreeMap<String, String>) -> Option<ObjectRef> {
             _ => None,
         }
     };
+    let instance = || {
+        let i = labels.get("instance")?;
+        // host:port, [v6]:port or a bare host.
+        let host = match i.rsplit_once(':') {
+            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => i.as_str(),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        (!host.is_empty()).then(|| ObjectRef::node(host))
+    };
     pick("Pod", "pod")
         .or_else(|| pick("Deployment", "deployment"))
         .or_else(|| pick("StatefulSet", "statefulset"))
         .or_else(|| pick("DaemonSet", "daemonset"))
+        .or_else(|| pick("Job", "job_name"))
+        .or_else(|| pick("HorizontalPodAutoscaler", "horizontalpodautoscaler"))
+        .or_else(|| pick("PersistentVolumeClaim", "persistentvolumeclaim"))
         .or_else(|| pick("Node", "node"))
+        .or_else(instance)
 }
 
 /// Maps a payload to alert events; alerts that name no object are returned
@@ -76,13 +141,13 @@ pub fn from_webhook(
     let mut events = Vec::new();
     let mut skipped = Vec::new();
     for a in &payload.alerts {
-        let Some(name) = a.labels.get("alertname") else {
+        let Some(name) = signal_name(&a.labels) else {
             skipped.push("an alert without an alertname label".to_string());
             continue;
         };
         let Some(target) = target(&a.labels) else {
             skipped.push(format!(
-                "{name}: no pod, deployment, statefulset, daemonset or node label"
+                "{name}: no pod, deployment, statefulset, daemonset, job_name, horizontalpodautoscaler, persistentvolumeclaim, node or instance label"
             ));
             continue;
         };
@@ -146,8 +211,47 @@ mod tests {
         assert!(events[1].resolved);
         assert_eq!(
             skipped,
-            vec!["Watchdog: no pod, deployment, statefulset, daemonset or node label"]
+            vec![
+                "Watchdog: no pod, deployment, statefulset, daemonset, job_name, horizontalpodautoscaler, persistentvolumeclaim, node or instance label"
+            ]
         );
+        // kube-prometheus's names become medic's signals.
+        assert_eq!(events[0].signal.name, "crash_loop");
+        assert_eq!(events[1].signal.name, "disk_pressure");
+    }
+
+    #[test]
+    fn alerts_about_volumes_jobs_autoscalers_and_node_exporter_targets_are_taken_in() {
+        let p = payload(
+            r#"{"version": "4", "status": "firing", "alerts": [
+                {"status": "firing", "labels": {"alertname": "KubePersistentVolumeFillingUp", "namespace": "data", "persistentvolumeclaim": "pg", "node": "n1", "job": "kubelet"}},
+                {"status": "firing", "labels": {"alertname": "KubeJobFailed", "namespace": "batch", "job_name": "export-1", "job": "kube-state-metrics"}},
+                {"status": "firing", "labels": {"alertname": "KubeHpaMaxedOut", "namespace": "shop", "horizontalpodautoscaler": "web"}},
+                {"status": "firing", "labels": {"alertname": "NodeMemoryHighUtilization", "instance": "10.0.1.5:9100", "job": "node-exporter"}},
+                {"status": "firing", "labels": {"alertname": "KubeNodePressure", "node": "n2", "condition": "DiskPressure"}},
+                {"status": "firing", "labels": {"alertname": "KubeQuotaFullyUsed", "namespace": "shop", "resourcequota": "q"}}
+            ]}"#,
+        );
+        let (events, skipped) = from_webhook(&p, 1_704_067_300).unwrap();
+        let got: Vec<(String, String)> = events
+            .iter()
+            .map(|e| (e.signal.name.clone(), e.signal.target.to_string()))
+            .collect();
+        let want = [
+            ("volume_filling", "PersistentVolumeClaim/data/pg"),
+            ("job_failed", "Job/batch/export-1"),
+            ("hpa_maxed_out", "HorizontalPodAutoscaler/shop/web"),
+            ("node_memory_pressure", "Node/10.0.1.5"),
+            ("disk_pressure", "Node/n2"),
+        ];
+        assert_eq!(
+            got,
+            want.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert!(skipped[0].starts_with("KubeQuotaFullyUsed"));
     }
 
     #[test]

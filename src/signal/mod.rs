@@ -2,6 +2,7 @@
 
 mod alerts;
 pub mod anomaly;
+pub mod coverage;
 mod detector;
 pub mod inputs;
 mod observe;
