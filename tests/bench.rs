@@ -42,7 +42,10 @@ fn the_benchmarks_run_and_report_each_figure() {
     ] {
         assert!(out.contains(section), "{section} missing:\n{out}");
     }
-    let detectors = medic::playbook::Library::embedded().unwrap().detectors.len();
+    let detectors = medic::playbook::Library::embedded()
+        .unwrap()
+        .detectors
+        .len();
     assert!(
         out.contains(&format!(
             "queries per cycle:            {detectors} (one per detector"

@@ -293,6 +293,22 @@ async fn an_approved_step_is_not_run_once_its_trouble_has_gone() {
 }
 
 #[tokio::test]
+async fn captured_logs_are_kept_in_the_incident_redacted() {
+    let r = replay("llm-prompt-injection.yaml").await;
+    assert!(r.passed, "{:?}", r.failures);
+    let logs = &r.incidents[0].logs;
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(logs[0].pod, "Pod/shop/checkout-8d9e1-kq2zt");
+    assert!(
+        logs[0]
+            .text
+            .contains("missing required environment variable PAYMENT_GATEWAY_URL")
+    );
+    assert!(!logs[0].text.contains("hunter2"), "{}", logs[0].text);
+    assert!(!logs[0].text.contains("abcdef123456"), "{}", logs[0].text);
+}
+
+#[tokio::test]
 async fn an_answer_with_nothing_waiting_fails_the_replay() {
     let path = fixtures_dir().join("denied-rollback-ends-plan.yaml");
     let text = std::fs::read_to_string(&path)

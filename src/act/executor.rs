@@ -13,7 +13,7 @@ use crate::escalate::{
     Escalator, Notification, Verdict, approval_key, plan_digest,
 };
 use crate::guard::{self, Done, Intent, Refusal, Situation};
-use crate::incident::{Incident, Stage};
+use crate::incident::{CapturedLogs, Incident, Stage};
 use crate::journal::{Entry, IntentEntry, Journal, Reconciled, found_done, pause_point, reconcile};
 use crate::metrics::Metrics;
 use crate::model::{ObjectRef, Risk, Timestamp, format_secs};
@@ -761,7 +761,11 @@ impl PlanRun {
             }
             pause_point("intent");
         }
-        let outcome = ports.cluster.perform(&request).await;
+        let outcome = if step.action == Action::CaptureLogs && !dry_run {
+            self.capture_logs(inc, ports, &target, now).await
+        } else {
+            ports.cluster.perform(&request).await
+        };
         if journaled.is_some() {
             pause_point("result");
         }
@@ -831,6 +835,36 @@ impl PlanRun {
         outcome
             .map(|_| ())
             .map_err(|e| format!("step {} {} failed: {e}", step.index, step.action))
+    }
+
+    /// Reads the pod's last logs into the incident (redacted, bounded) and
+    /// sends them to people's channels; the timeline says how much.
+    async fn capture_logs(
+        &self,
+        inc: &mut Incident,
+        ports: &Ports<'_>,
+        pod: &ObjectRef,
+        now: Timestamp,
+    ) -> Result<String, crate::cluster::ClusterError> {
+        let raw = ports.cluster.logs(pod, 2 * CapturedLogs::MAX_LINES).await?;
+        let kept = CapturedLogs::keep(now, pod.clone(), &raw);
+        let lines = if kept.text.is_empty() {
+            0
+        } else {
+            kept.text.lines().count()
+        };
+        let n = Notification {
+            id: format!("{}-logs-{}", inc.id, inc.logs.len()),
+            incident: inc.id.clone(),
+            at: now,
+            kind: "logs".into(),
+            text: format!("last {lines} log lines of {pod}:\n{}", kept.text),
+        };
+        if let Err(e) = ports.escalator.notify(&n).await {
+            tracing::warn!(incident = %inc.id, error = %e, "captured logs not delivered");
+        }
+        inc.logs.push(kept);
+        Ok(format!("captured {lines} log lines of {pod}"))
     }
 
     /// Runs the rollback steps that policy allows, then escalates.

@@ -49,6 +49,41 @@ pub struct Incident {
     pub escalations: Vec<EscalationRecord>,
     pub timeline: Vec<TimelineEntry>,
     pub resolved_at: Option<Timestamp>,
+    /// What `capture_logs` read, redacted and bounded: evidence for people.
+    #[serde(default)]
+    pub logs: Vec<CapturedLogs>,
+}
+
+/// The last lines of a pod's logs, as `capture_logs` kept them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CapturedLogs {
+    pub at: Timestamp,
+    pub pod: ObjectRef,
+    /// Secrets replaced by `[REDACTED]`; at most the last 100 lines and 8 KiB.
+    pub text: String,
+}
+
+impl CapturedLogs {
+    pub const MAX_LINES: usize = 100;
+    pub const MAX_BYTES: usize = 8 * 1024;
+
+    /// Keeps the end of `raw`, redacted, within the bounds: the last lines
+    /// are the ones nearest the trouble.
+    pub fn keep(at: Timestamp, pod: ObjectRef, raw: &str) -> CapturedLogs {
+        let redacted = crate::diagnose::llm::redact(raw);
+        let lines: Vec<&str> = redacted.lines().collect();
+        let mut text = lines[lines.len().saturating_sub(Self::MAX_LINES)..].join("\n");
+        if text.len() > Self::MAX_BYTES {
+            let mut cut = text.len() - Self::MAX_BYTES;
+            while !text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            // Start at the next whole line.
+            let from = text[cut..].find('\n').map_or(cut, |i| cut + i + 1);
+            text = text[from..].to_string();
+        }
+        CapturedLogs { at, pod, text }
+    }
 }
 
 impl Incident {
@@ -67,6 +102,7 @@ impl Incident {
             escalations: Vec::new(),
             timeline: Vec::new(),
             resolved_at: None,
+            logs: Vec::new(),
         }
     }
 
@@ -122,5 +158,35 @@ pub(crate) fn test_record(subject: &str, target: &str, onset: Timestamp) -> Sign
         },
         subject: subject.parse().unwrap(),
         cleared_at: None,
+    }
+}
+
+#[cfg(test)]
+mod logs_tests {
+    use super::*;
+
+    #[test]
+    fn captured_logs_keep_the_last_lines_redacted_and_bounded() {
+        let pod = ObjectRef::namespaced("Pod", "shop", "api-1");
+        let raw: String = (1..=300)
+            .map(|i| format!("line {i} password=s3cret\n"))
+            .collect();
+        let kept = CapturedLogs::keep(10, pod.clone(), &raw);
+        let lines: Vec<&str> = kept.text.lines().collect();
+        assert_eq!(lines.len(), CapturedLogs::MAX_LINES);
+        assert!(lines[0].starts_with("line 201 "), "{}", lines[0]);
+        assert!(lines[99].starts_with("line 300 "), "{}", lines[99]);
+        assert!(!kept.text.contains("s3cret"), "{}", lines[0]);
+        // Long lines: the byte bound keeps whole lines from the end.
+        let long: String = (1..=20)
+            .map(|i| format!("{i} {}\n", "x".repeat(1000)))
+            .collect();
+        let kept = CapturedLogs::keep(10, pod, &long);
+        assert!(kept.text.len() <= CapturedLogs::MAX_BYTES);
+        assert!(
+            kept.text.starts_with(|c: char| c.is_ascii_digit()),
+            "starts mid-line"
+        );
+        assert!(kept.text.lines().last().unwrap().starts_with("20 "));
     }
 }

@@ -84,6 +84,16 @@ pub struct IncidentReport {
     pub escalations: Vec<EscalationReport>,
     pub timeline: Vec<TimelineReport>,
     pub resolved_at_s: Option<i64>,
+    /// What `capture_logs` kept (redacted, bounded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogsReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogsReport {
+    pub at_s: i64,
+    pub pod: String,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -216,6 +226,15 @@ impl Report {
                     })
                     .collect(),
                 resolved_at_s: i.resolved_at.map(rel),
+                logs: i
+                    .logs
+                    .iter()
+                    .map(|l| LogsReport {
+                        at_s: rel(l.at),
+                        pod: l.pod.to_string(),
+                        text: l.text.clone(),
+                    })
+                    .collect(),
             })
             .collect();
         // A signal is of the fault under test when its condition began at or
