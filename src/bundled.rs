@@ -235,6 +235,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/observe-mode-memory-leak.yaml"),
     ),
     (
+        "oom-killed-limit-raised.yaml",
+        include_str!("../fixtures/incidents/oom-killed-limit-raised.yaml"),
+    ),
+    (
         "paused-medic-acts-not.yaml",
         include_str!("../fixtures/incidents/paused-medic-acts-not.yaml"),
     ),

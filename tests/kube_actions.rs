@@ -18,6 +18,8 @@ struct Exchange {
     uri: String,
     status: u16,
     reply: Value,
+    /// The content type the request must carry, when the test says.
+    content_type: Option<&'static str>,
 }
 
 fn ex(method: &'static str, uri: &str, status: u16, reply: Value) -> Exchange {
@@ -26,6 +28,7 @@ fn ex(method: &'static str, uri: &str, status: u16, reply: Value) -> Exchange {
         uri: uri.to_string(),
         status,
         reply,
+        content_type: None,
     }
 }
 
@@ -69,6 +72,9 @@ async fn scenario(
                 .expect("an expected request was not sent");
             assert_eq!(request.method().as_str(), e.method, "{}", request.uri());
             assert_eq!(request.uri().to_string(), e.uri);
+            if let Some(ct) = e.content_type {
+                assert_eq!(request.headers()["content-type"], ct, "{}", e.uri);
+            }
             let bytes = request.into_body().collect_bytes().await.unwrap();
             bodies.push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
             let response = Response::builder()
@@ -500,4 +506,127 @@ async fn the_snapshot_lifts_pods_and_reads_deploys_from_replicasets() {
         (1_704_067_200, "deploy")
     );
     assert_eq!(snap.changes[0].message, "revision 2 (api-v2)");
+}
+
+/// A Deployment whose one container has a 512Mi limit, with `annotations`.
+fn limited_deployment(annotations: Value, memory: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "api", "namespace": "shop", "annotations": annotations},
+           "spec": {"selector": {"matchLabels": {"app": "api"}},
+                    "template": {"metadata": {"labels": {"app": "api"}},
+                                 "spec": {"containers": [{"name": "app", "image": "api:1",
+                                     "resources": {"limits": {"memory": memory}}}]}}}})
+}
+
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/shop/deployments/api";
+const STRATEGIC: &str = "application/strategic-merge-patch+json";
+
+#[tokio::test]
+async fn set_memory_limit_reads_the_nodes_and_patches_one_container() {
+    let mut req = request(Action::SetMemoryLimit, "Deployment/shop/api", false);
+    req.params.insert("container".into(), "app".into());
+    req.params.insert("percent".into(), 100.into());
+    let nodes = json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": [
+        {"metadata": {"name": "a"}, "status": {"allocatable": {"memory": "900Mi"}}},
+        {"metadata": {"name": "b"}, "status": {"allocatable": {"memory": "800Mi"}}}]});
+    let mut patch = ex(
+        "PATCH",
+        &format!("{DEPLOYMENT}?&fieldManager=medic"),
+        200,
+        limited_deployment(json!({}), "900Mi"),
+    );
+    patch.content_type = Some(STRATEGIC);
+    let (outcome, bodies) = scenario(
+        req,
+        vec![
+            ex(
+                "GET",
+                DEPLOYMENT,
+                200,
+                limited_deployment(json!({}), "512Mi"),
+            ),
+            ex("GET", "/api/v1/nodes?", 200, nodes),
+            patch,
+            ex(
+                "POST",
+                "/api/v1/namespaces/shop/events?",
+                201,
+                event_reply(),
+            ),
+        ],
+    )
+    .await;
+    // Doubling 512Mi would be 1024Mi: capped at the largest node's 900Mi.
+    assert_eq!(
+        outcome.unwrap(),
+        "raised the memory limit of container app of Deployment/shop/api from 512Mi to 900Mi"
+    );
+    assert_eq!(
+        bodies[2],
+        json!({"metadata": {"annotations": {"medic.dev/memory-limit.app": "512Mi"}},
+               "spec": {"template": {"spec": {"containers": [
+                   {"name": "app", "resources": {"limits": {"memory": "900Mi"}}}]}}}})
+    );
+}
+
+#[tokio::test]
+async fn restore_memory_limit_puts_back_the_kept_limit_and_a_limit_at_the_node_is_refused() {
+    let mut patch = ex(
+        "PATCH",
+        &format!("{DEPLOYMENT}?&fieldManager=medic"),
+        200,
+        limited_deployment(json!({}), "512Mi"),
+    );
+    patch.content_type = Some(STRATEGIC);
+    let (outcome, bodies) = scenario(
+        request(Action::RestoreMemoryLimit, "Deployment/shop/api", false),
+        vec![
+            ex(
+                "GET",
+                DEPLOYMENT,
+                200,
+                limited_deployment(json!({"medic.dev/memory-limit.app": "512Mi"}), "900Mi"),
+            ),
+            patch,
+            ex(
+                "POST",
+                "/api/v1/namespaces/shop/events?",
+                201,
+                event_reply(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcome.unwrap(),
+        "restored the memory limit of container app of Deployment/shop/api from 900Mi to 512Mi"
+    );
+    assert_eq!(
+        bodies[1]["metadata"]["annotations"]["medic.dev/memory-limit.app"],
+        Value::Null
+    );
+    assert_eq!(
+        bodies[1]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"],
+        "512Mi"
+    );
+    // Already at the largest node: refused, nothing patched.
+    let nodes = json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": [
+        {"metadata": {"name": "a"}, "status": {"allocatable": {"memory": "512Mi"}}}]});
+    let (outcome, _) = scenario(
+        request(Action::SetMemoryLimit, "Deployment/shop/api", false),
+        vec![
+            ex(
+                "GET",
+                DEPLOYMENT,
+                200,
+                limited_deployment(json!({}), "512Mi"),
+            ),
+            ex("GET", "/api/v1/nodes?", 200, nodes),
+        ],
+    )
+    .await;
+    assert!(
+        matches!(&outcome, Err(ClusterError::Refused { reason, .. }) if reason.contains("already at")),
+        "{outcome:?}"
+    );
 }

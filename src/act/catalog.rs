@@ -48,6 +48,8 @@ pub enum Action {
     RolloutRestart,
     Scale,
     Escalate,
+    SetMemoryLimit,
+    RestoreMemoryLimit,
 }
 
 /// Everything the rest of medic needs to know about an action.
@@ -78,6 +80,18 @@ const REPLICAS: ParamSpec = ParamSpec {
     kind: ParamType::Integer,
     required: false,
     description: "replica count to set; exactly one of delta and replicas",
+};
+const CONTAINER: ParamSpec = ParamSpec {
+    name: "container",
+    kind: ParamType::String,
+    required: false,
+    description: "the container (a template such as `{{ signal.labels.container }}`); may be left out when the pod has one",
+};
+const PERCENT: ParamSpec = ParamSpec {
+    name: "percent",
+    kind: ParamType::Integer,
+    required: false,
+    description: "how much to raise the limit, in percent of the current one: 1 to 100 (at most doubling it); 50 when left out",
 };
 const REASON: ParamSpec = ParamSpec {
     name: "reason",
@@ -207,6 +221,31 @@ pub const CATALOG: &[ActionSpec] = &[
         rbac: &[],
         undo: "nothing to undo",
     },
+    ActionSpec {
+        action: Action::SetMemoryLimit,
+        name: "set_memory_limit",
+        floor: Risk::High,
+        target: TargetKind::Workload,
+        mutating: true,
+        params: &[CONTAINER, PERCENT],
+        description: "Raises one container's memory limit in the Deployment's pod template by `percent` (at most doubling it), never above the largest node's allocatable memory; refused when the limit is not set or already there. The old limit is kept in the annotation `medic.dev/memory-limit.<container>`. The pods are replaced by a rolling update.",
+        rbac: &[
+            ("apps", "deployments", &["get", "patch"]),
+            ("", "nodes", &["list"]),
+        ],
+        undo: "`restore_memory_limit`",
+    },
+    ActionSpec {
+        action: Action::RestoreMemoryLimit,
+        name: "restore_memory_limit",
+        floor: Risk::Medium,
+        target: TargetKind::Workload,
+        mutating: true,
+        params: &[CONTAINER],
+        description: "Puts back the memory limit `set_memory_limit` kept in its annotation, and removes the annotation; refused when there is none.",
+        rbac: &[("apps", "deployments", &["get", "patch"])],
+        undo: "`set_memory_limit`",
+    },
 ];
 
 impl Action {
@@ -223,6 +262,8 @@ impl Action {
             Action::RolloutRestart => 7,
             Action::Scale => 8,
             Action::Escalate => 9,
+            Action::SetMemoryLimit => 10,
+            Action::RestoreMemoryLimit => 11,
         };
         &CATALOG[row]
     }

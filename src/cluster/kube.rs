@@ -438,6 +438,48 @@ impl KubeCluster {
         Ok(format!("restarted {}", req.target))
     }
 
+    /// Reads the Deployment (and, to raise, every node's allocatable
+    /// memory), decides the change in `memory_limit`, then patches it.
+    async fn memory_limit(&self, req: &ActionRequest) -> Result<String, ClusterError> {
+        let deployments: Api<Deployment> = self.ns(&req.target)?;
+        let d = deployments
+            .get(&req.target.name)
+            .await
+            .map_err(|e| api_error(&req.target, e))?;
+        let d = serde_json::to_value(&d).map_err(|e| ClusterError::Api(e.to_string()))?;
+        let refused = |reason: String| ClusterError::Refused {
+            action: req.action,
+            target: req.target.clone(),
+            reason,
+        };
+        let change = if req.action == Action::RestoreMemoryLimit {
+            super::memory_limit::restore(&d, &req.params).map_err(refused)?
+        } else {
+            let nodes: Api<Node> = Api::all(self.client.clone());
+            let ceiling = nodes
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| ClusterError::Api(e.to_string()))?
+                .items
+                .iter()
+                .filter_map(|n| {
+                    let q = n.status.as_ref()?.allocatable.as_ref()?.get("memory")?;
+                    super::memory_limit::parse_bytes(&q.0)
+                })
+                .max();
+            super::memory_limit::raise(&d, &req.params, ceiling).map_err(refused)?
+        };
+        deployments
+            .patch(
+                &req.target.name,
+                &patch_params(req.dry_run),
+                &Patch::Strategic(change.patch()),
+            )
+            .await
+            .map_err(|e| api_error(&req.target, e))?;
+        Ok(change.describe(&req.target))
+    }
+
     async fn scale(&self, req: &ActionRequest) -> Result<String, ClusterError> {
         let deployments: Api<Deployment> = self.ns(&req.target)?;
         let scale = deployments
@@ -577,6 +619,7 @@ impl Cluster for KubeCluster {
             Action::RolloutUndo => self.rollout_undo(req).await?,
             Action::RolloutRestart => self.rollout_restart(req).await?,
             Action::Scale => self.scale(req).await?,
+            Action::SetMemoryLimit | Action::RestoreMemoryLimit => self.memory_limit(req).await?,
             Action::Escalate => {
                 return Err(ClusterError::Unsupported {
                     action: req.action,

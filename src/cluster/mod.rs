@@ -4,6 +4,7 @@
 
 mod client;
 mod kube;
+pub mod memory_limit;
 mod object;
 mod sim;
 mod snapshot;

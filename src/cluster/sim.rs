@@ -281,12 +281,79 @@ fn apply(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError>
             Ok(format!("restarted {target}"))
         }
         Action::Scale => scale(state, req),
+        Action::SetMemoryLimit | Action::RestoreMemoryLimit => memory_limit(state, req),
         Action::Escalate => Err(ClusterError::Unsupported {
             action: req.action,
             target: target.clone(),
             reason: "escalation is not a cluster action".into(),
         }),
     }
+}
+
+/// As the API server applies `memory_limit`'s strategic merge patch.
+fn memory_limit(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError> {
+    expect_kind(req, &["Deployment"])?;
+    let ceiling = state
+        .objects
+        .values()
+        .filter(|o| o.reference.is("Node"))
+        .filter_map(|o| o.get(&["status", "allocatable", "memory"])?.as_str())
+        .filter_map(super::memory_limit::parse_bytes)
+        .max();
+    let Some(d) = state.objects.get_mut(&req.target) else {
+        return Err(ClusterError::NotFound(req.target.clone()));
+    };
+    let json = serde_json::to_value(&d.value).map_err(|e| ClusterError::Api(e.to_string()))?;
+    let change = if req.action == Action::RestoreMemoryLimit {
+        super::memory_limit::restore(&json, &req.params)
+    } else {
+        super::memory_limit::raise(&json, &req.params, ceiling)
+    }
+    .map_err(|reason| refused(req, reason))?;
+    let Some(Value::Sequence(containers)) = d
+        .value
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("template"))
+        .and_then(|t| t.get_mut("spec"))
+        .and_then(|s| s.get_mut("containers"))
+    else {
+        return Err(refused(req, "the Deployment has no containers"));
+    };
+    for c in containers.iter_mut() {
+        if c.get("name").and_then(Value::as_str) == Some(change.container.as_str()) {
+            let mut resources = c
+                .get("resources")
+                .and_then(Value::as_mapping)
+                .cloned()
+                .unwrap_or_default();
+            let mut all = resources
+                .get("limits")
+                .and_then(Value::as_mapping)
+                .cloned()
+                .unwrap_or_default();
+            all.insert("memory".into(), change.to.clone().into());
+            resources.insert("limits".into(), Value::Mapping(all));
+            if let Some(m) = c.as_mapping_mut() {
+                m.insert("resources".into(), Value::Mapping(resources));
+            }
+        }
+    }
+    let key = super::memory_limit::annotation(&change.container);
+    if change.restoring {
+        if let Some(Value::Mapping(a)) = d
+            .value
+            .get_mut("metadata")
+            .and_then(|m| m.get_mut("annotations"))
+        {
+            a.remove(key.as_str());
+        }
+    } else {
+        d.set(
+            &["metadata", "annotations", &key],
+            change.from.clone().into(),
+        );
+    }
+    Ok(change.describe(&req.target))
 }
 
 fn scale(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError> {

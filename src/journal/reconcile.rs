@@ -58,6 +58,9 @@ pub fn reconcile(intent: &IntentEntry, snap: &ClusterSnapshot) -> Reconciled {
         // A restart's trace (an annotation on the pod template) is not in
         // the snapshot, and restarting twice is not harmless: ask.
         Action::RolloutRestart => unsure("a restart leaves nothing the snapshot shows"),
+        Action::SetMemoryLimit | Action::RestoreMemoryLimit => {
+            unsure("a container's memory limit is not in the snapshot")
+        }
         Action::CaptureLogs | Action::Escalate => Reconciled::Done,
     }
 }

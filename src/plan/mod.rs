@@ -163,13 +163,25 @@ fn plan_step(
             }
         }
     });
+    // String parameters may name the signal's labels, as queries do.
+    let mut params = step.params.clone();
+    for (name, value) in params.iter_mut() {
+        if let Some(text) = value.as_str().filter(|t| t.contains("{{")) {
+            match template::render(text, vars, Escape::None) {
+                Ok(rendered) => *value = rendered.into(),
+                Err(e) => {
+                    problem.get_or_insert(format!("param `{name}` cannot be rendered: {e}"));
+                }
+            }
+        }
+    }
     PlannedStep {
         index,
         action: step.action,
         risk: step.risk,
         target,
         when: step.when.clone(),
-        params: step.params.clone(),
+        params,
         verify,
         problem,
     }

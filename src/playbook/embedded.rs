@@ -19,6 +19,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../playbooks/pod-crash-loop.yaml"),
     ),
     (
+        "oom-killed.yaml",
+        include_str!("../../playbooks/oom-killed.yaml"),
+    ),
+    (
         "container-cannot-start.yaml",
         include_str!("../../playbooks/container-cannot-start.yaml"),
     ),
