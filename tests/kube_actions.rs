@@ -630,3 +630,99 @@ async fn restore_memory_limit_puts_back_the_kept_limit_and_a_limit_at_the_node_i
         "{outcome:?}"
     );
 }
+
+#[tokio::test]
+async fn a_statefulset_is_rolled_back_with_its_previous_controller_revision() {
+    let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "shop", "uid": "s-uid"},
+        "spec": {"serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                 "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "db:2"}]}}}});
+    let revision = |name: &str, n: i64, image: &str, owner: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "ControllerRevision",
+               "metadata": {"name": name, "namespace": "shop",
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": owner, "controller": true}]},
+               "revision": n,
+               "data": {"spec": {"template": {"$patch": "replace", "metadata": {"labels": {"app": "db"}},
+                                              "spec": {"containers": [{"name": "db", "image": image}]}}}}})
+    };
+    let list = json!({"apiVersion": "apps/v1", "kind": "ControllerRevisionList", "metadata": {}, "items": [
+        revision("db-7b9", 2, "db:2", "s-uid"),
+        revision("db-5c4", 1, "db:1", "s-uid"),
+        // Another StatefulSet's, with the same labels: not ours.
+        revision("other-1", 3, "other:9", "x-uid")]});
+    let mut patch = ex(
+        "PATCH",
+        "/apis/apps/v1/namespaces/shop/statefulsets/db?&fieldManager=medic",
+        200,
+        sts.clone(),
+    );
+    patch.content_type = Some(STRATEGIC);
+    let (outcome, bodies) = scenario(
+        request(Action::RolloutUndo, "StatefulSet/shop/db", false),
+        vec![
+            ex(
+                "GET",
+                "/apis/apps/v1/namespaces/shop/statefulsets/db",
+                200,
+                sts,
+            ),
+            ex(
+                "GET",
+                "/apis/apps/v1/namespaces/shop/controllerrevisions?&labelSelector=app%3Ddb",
+                200,
+                list,
+            ),
+            patch,
+            ex(
+                "POST",
+                "/api/v1/namespaces/shop/events?",
+                201,
+                event_reply(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcome.unwrap(),
+        "rolled back StatefulSet/shop/db from revision 2 to 1 (db-5c4)"
+    );
+    assert_eq!(
+        bodies[2],
+        json!({"spec": {"template": {"$patch": "replace", "metadata": {"labels": {"app": "db"}},
+                                     "spec": {"containers": [{"name": "db", "image": "db:1"}]}}}})
+    );
+    let event = &bodies[3];
+    assert_eq!(
+        event["involvedObject"],
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "namespace": "shop"})
+    );
+}
+
+#[tokio::test]
+async fn a_daemonset_is_restarted_like_kubectl() {
+    let ds = json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": "shop"},
+                    "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {"metadata": {"labels": {"app": "agent"}}}}});
+    let (outcome, bodies) = scenario(
+        request(Action::RolloutRestart, "DaemonSet/shop/agent", false),
+        vec![
+            ex(
+                "PATCH",
+                "/apis/apps/v1/namespaces/shop/daemonsets/agent?&fieldManager=medic",
+                200,
+                ds,
+            ),
+            ex(
+                "POST",
+                "/api/v1/namespaces/shop/events?",
+                201,
+                event_reply(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(outcome.unwrap(), "restarted DaemonSet/shop/agent");
+    assert_eq!(
+        bodies[0],
+        json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2024-01-01T00:00:00Z"}}}}})
+    );
+}

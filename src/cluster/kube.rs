@@ -7,7 +7,9 @@ use super::{ActionRequest, ChangeEvent, Cluster, ClusterError, ClusterObject, Cl
 use crate::act::Action;
 use crate::model::{ObjectRef, Timestamp};
 use async_trait::async_trait;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::core::v1::{Event, Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, EvictParams, ListParams, LogParams, Patch, PatchParams, PostParams};
@@ -348,6 +350,11 @@ impl KubeCluster {
     /// As `kubectl rollout undo`: find the previous revision's ReplicaSet
     /// and replace the Deployment's pod template with its template.
     async fn rollout_undo(&self, req: &ActionRequest) -> Result<String, ClusterError> {
+        match req.target.kind.as_str() {
+            "StatefulSet" => return self.revision_undo::<StatefulSet>(req).await,
+            "DaemonSet" => return self.revision_undo::<DaemonSet>(req).await,
+            _ => {}
+        }
         let deployments: Api<Deployment> = self.ns(&req.target)?;
         let d = deployments
             .get(&req.target.name)
@@ -431,11 +438,85 @@ impl KubeCluster {
     }
 
     async fn rollout_restart(&self, req: &ActionRequest) -> Result<String, ClusterError> {
-        let deployments: Api<Deployment> = self.ns(&req.target)?;
         let at = rfc3339(req.at);
         let patch = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}});
-        merge_patch(&deployments, req, patch).await?;
+        match req.target.kind.as_str() {
+            "StatefulSet" => merge_patch(&self.ns::<StatefulSet>(&req.target)?, req, patch).await?,
+            "DaemonSet" => merge_patch(&self.ns::<DaemonSet>(&req.target)?, req, patch).await?,
+            _ => merge_patch(&self.ns::<Deployment>(&req.target)?, req, patch).await?,
+        }
         Ok(format!("restarted {}", req.target))
+    }
+
+    /// As `kubectl rollout undo` on a StatefulSet or DaemonSet: the
+    /// ControllerRevision before the newest one holds the old pod template
+    /// as a strategic merge patch, which is applied to the object.
+    async fn revision_undo<K>(&self, req: &ActionRequest) -> Result<String, ClusterError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let api: Api<K> = self.ns(&req.target)?;
+        let object = api
+            .get(&req.target.name)
+            .await
+            .map_err(|e| api_error(&req.target, e))?;
+        let object = serde_json::to_value(&object).map_err(|e| ClusterError::Api(e.to_string()))?;
+        let uid = object
+            .pointer("/metadata/uid")
+            .and_then(|u| u.as_str())
+            .map(str::to_string);
+        let selector = object
+            .pointer("/spec/selector/matchLabels")
+            .and_then(|m| m.as_object())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        let revisions: Api<ControllerRevision> = self.ns(&req.target)?;
+        let mut owned: Vec<ControllerRevision> = revisions
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| api_error(&req.target, e))?
+            .items
+            .into_iter()
+            .filter(|r| {
+                r.metadata
+                    .owner_references
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
+            })
+            .collect();
+        owned.sort_by_key(|r| r.revision);
+        let Some(current) = owned.last().map(|r| r.revision) else {
+            return Err(refused(req, "no revision history to roll back to"));
+        };
+        let Some(previous) = owned.into_iter().rev().find(|r| r.revision < current) else {
+            return Err(refused(req, "no previous revision to roll back to"));
+        };
+        let data = previous.data.map(|d| d.0).unwrap_or_default();
+        api.patch(
+            &req.target.name,
+            &patch_params(req.dry_run),
+            &Patch::Strategic(data),
+        )
+        .await
+        .map_err(|e| api_error(&req.target, e))?;
+        Ok(format!(
+            "rolled back {} from revision {current} to {} ({})",
+            req.target,
+            previous.revision,
+            previous.metadata.name.unwrap_or_default()
+        ))
     }
 
     /// Reads the Deployment (and, to raise, every node's allocatable

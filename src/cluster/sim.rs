@@ -374,7 +374,57 @@ fn scale(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError>
 
 /// As `kubectl rollout undo`: copy the previous revision's pod template into
 /// the Deployment and make that ReplicaSet the newest revision.
+/// As `kubectl rollout undo` on a StatefulSet or DaemonSet: the pod
+/// template of the ControllerRevision before the newest one.
+fn revision_undo(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError> {
+    let ns = req.target.namespace.clone().unwrap_or_default();
+    let mut revisions: Vec<(i64, ObjectRef)> = state
+        .objects
+        .values()
+        .filter(|o| {
+            o.reference.is("ControllerRevision")
+                && o.reference.namespace.as_deref() == Some(ns.as_str())
+        })
+        .filter(|o| {
+            o.controller()
+                .is_some_and(|(k, n)| k == req.target.kind && n == req.target.name)
+        })
+        .filter_map(|o| Some((o.get(&["revision"])?.as_i64()?, o.reference.clone())))
+        .collect();
+    revisions.sort();
+    let (Some((current, _)), Some((previous, prev))) = (
+        revisions.last().cloned(),
+        revisions.iter().rev().nth(1).cloned(),
+    ) else {
+        return Err(refused(req, "no previous revision to roll back to"));
+    };
+    let template = state
+        .objects
+        .get(&prev)
+        .and_then(|r| r.get(&["data", "spec", "template"]).cloned())
+        .ok_or_else(|| refused(req, format!("{prev} holds no pod template")))?;
+    if let Some(o) = state.objects.get_mut(&req.target) {
+        o.set(&["spec", "template"], template);
+    }
+    state.changes.push(ChangeEvent {
+        at: req.at,
+        kind: "rollback".into(),
+        object: req.target.clone(),
+        message: format!(
+            "rolled back to revision {previous} by medic ({})",
+            req.incident
+        ),
+    });
+    Ok(format!(
+        "rolled back {} from revision {current} to {previous} ({})",
+        req.target, prev.name
+    ))
+}
+
 fn rollout_undo(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError> {
+    if req.target.is("StatefulSet") || req.target.is("DaemonSet") {
+        return revision_undo(state, req);
+    }
     expect_kind(req, &["Deployment"])?;
     let deployment = state
         .objects
@@ -485,6 +535,47 @@ mod tests {
             playbook: "pb".into(),
             step: 0,
         }
+    }
+
+    #[tokio::test]
+    async fn a_statefulset_is_rolled_back_to_its_previous_controller_revision() {
+        let values: Vec<Value> = serde_yaml::from_str(
+            r#"
+- {kind: StatefulSet, metadata: {name: db, namespace: p}, spec: {template: {spec: {containers: [{name: db, image: "db:2"}]}}}}
+- {kind: ControllerRevision, metadata: {name: db-1, namespace: p, ownerReferences: [{kind: StatefulSet, name: db, controller: true}]}, revision: 1, data: {spec: {template: {spec: {containers: [{name: db, image: "db:1"}]}}}}}
+- {kind: ControllerRevision, metadata: {name: db-2, namespace: p, ownerReferences: [{kind: StatefulSet, name: db, controller: true}]}, revision: 2, data: {spec: {template: {spec: {containers: [{name: db, image: "db:2"}]}}}}}
+- {kind: DaemonSet, metadata: {name: agent, namespace: p}, spec: {template: {spec: {containers: [{name: a, image: "a:1"}]}}}}
+"#,
+        )
+        .unwrap();
+        let c = SimCluster::new(
+            values
+                .into_iter()
+                .map(|v| ClusterObject::from_value(v).unwrap())
+                .collect(),
+            vec![],
+        );
+        let msg = c
+            .perform(&request(Action::RolloutUndo, "StatefulSet/p/db"))
+            .await
+            .unwrap();
+        assert_eq!(
+            msg,
+            "rolled back StatefulSet/p/db from revision 2 to 1 (db-1)"
+        );
+        let db = c.object(&"StatefulSet/p/db".parse().unwrap()).unwrap();
+        let image =
+            db.get(&["spec", "template", "spec", "containers"]).unwrap()[0]["image"].as_str();
+        assert_eq!(image, Some("db:1"));
+        // A DaemonSet with no history: nothing to roll back to.
+        let err = c
+            .perform(&request(Action::RolloutUndo, "DaemonSet/p/agent"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no previous revision"), "{err}");
+        c.perform(&request(Action::RolloutRestart, "DaemonSet/p/agent"))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
