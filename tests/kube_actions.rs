@@ -726,3 +726,81 @@ async fn a_daemonset_is_restarted_like_kubectl() {
         json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2024-01-01T00:00:00Z"}}}}})
     );
 }
+
+#[tokio::test]
+async fn set_hpa_max_patches_the_maximum_and_keeps_the_old_one() {
+    let hpa = |max: i64, annotations: Value| {
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+               "metadata": {"name": "web", "namespace": "shop", "annotations": annotations},
+               "spec": {"maxReplicas": max, "minReplicas": 2,
+                        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}}})
+    };
+    const HPA: &str = "/apis/autoscaling/v2/namespaces/shop/horizontalpodautoscalers/web";
+    let (outcome, bodies) = scenario(
+        request(Action::SetHpaMax, "HorizontalPodAutoscaler/shop/web", false),
+        vec![
+            ex("GET", HPA, 200, hpa(10, json!({}))),
+            ex(
+                "PATCH",
+                &format!("{HPA}?&fieldManager=medic"),
+                200,
+                hpa(15, json!({})),
+            ),
+            ex(
+                "POST",
+                "/api/v1/namespaces/shop/events?",
+                201,
+                event_reply(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcome.unwrap(),
+        "raised the maximum of HorizontalPodAutoscaler/shop/web from 10 to 15 replicas"
+    );
+    assert_eq!(
+        bodies[1],
+        json!({"metadata": {"annotations": {"medic.dev/max-replicas": "10"}}, "spec": {"maxReplicas": 15}})
+    );
+    assert_eq!(
+        bodies[2]["involvedObject"],
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "web", "namespace": "shop"})
+    );
+    let (outcome, bodies) = scenario(
+        request(
+            Action::RestoreHpaMax,
+            "HorizontalPodAutoscaler/shop/web",
+            false,
+        ),
+        vec![
+            ex(
+                "GET",
+                HPA,
+                200,
+                hpa(15, json!({"medic.dev/max-replicas": "10"})),
+            ),
+            ex(
+                "PATCH",
+                &format!("{HPA}?&fieldManager=medic"),
+                200,
+                hpa(10, json!({})),
+            ),
+            ex(
+                "POST",
+                "/api/v1/namespaces/shop/events?",
+                201,
+                event_reply(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcome.unwrap(),
+        "restored the maximum of HorizontalPodAutoscaler/shop/web from 15 to 10 replicas"
+    );
+    assert_eq!(
+        bodies[1],
+        json!({"metadata": {"annotations": {"medic.dev/max-replicas": null}}, "spec": {"maxReplicas": 10}})
+    );
+}

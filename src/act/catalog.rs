@@ -16,6 +16,8 @@ pub enum TargetKind {
     Pod,
     Node,
     Workload,
+    /// The HorizontalPodAutoscaler the signal is about.
+    Autoscaler,
     /// The incident itself (escalate).
     Incident,
 }
@@ -50,6 +52,8 @@ pub enum Action {
     Escalate,
     SetMemoryLimit,
     RestoreMemoryLimit,
+    SetHpaMax,
+    RestoreHpaMax,
 }
 
 /// Everything the rest of medic needs to know about an action.
@@ -253,6 +257,28 @@ pub const CATALOG: &[ActionSpec] = &[
         rbac: &[("apps", "deployments", &["get", "patch"])],
         undo: "`set_memory_limit`",
     },
+    ActionSpec {
+        action: Action::SetHpaMax,
+        name: "set_hpa_max",
+        floor: Risk::Medium,
+        target: TargetKind::Autoscaler,
+        mutating: true,
+        params: &[PERCENT],
+        description: "Raises the HorizontalPodAutoscaler's maxReplicas by `percent` (at most doubling it, at least by one); the old maximum is kept in the annotation `medic.dev/max-replicas`.",
+        rbac: &[("autoscaling", "horizontalpodautoscalers", &["get", "patch"])],
+        undo: "`restore_hpa_max`",
+    },
+    ActionSpec {
+        action: Action::RestoreHpaMax,
+        name: "restore_hpa_max",
+        floor: Risk::Medium,
+        target: TargetKind::Autoscaler,
+        mutating: true,
+        params: &[],
+        description: "Puts back the maxReplicas `set_hpa_max` kept in its annotation, and removes the annotation; refused when there is none.",
+        rbac: &[("autoscaling", "horizontalpodautoscalers", &["get", "patch"])],
+        undo: "`set_hpa_max`",
+    },
 ];
 
 impl Action {
@@ -271,6 +297,8 @@ impl Action {
             Action::Escalate => 9,
             Action::SetMemoryLimit => 10,
             Action::RestoreMemoryLimit => 11,
+            Action::SetHpaMax => 12,
+            Action::RestoreHpaMax => 13,
         };
         &CATALOG[row]
     }

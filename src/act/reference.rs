@@ -82,6 +82,7 @@ fn target_name(t: TargetKind) -> &'static str {
         TargetKind::Pod => "the signal's pod",
         TargetKind::Node => "the node (the signal's, or its pod's)",
         TargetKind::Workload => "the workload owning the signal's pod",
+        TargetKind::Autoscaler => "the signal's HorizontalPodAutoscaler",
         TargetKind::Incident => "the incident",
     }
 }

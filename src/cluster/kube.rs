@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event, Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, EvictParams, ListParams, LogParams, Patch, PatchParams, PostParams};
@@ -561,6 +562,23 @@ impl KubeCluster {
         Ok(change.describe(&req.target))
     }
 
+    async fn hpa_max(&self, req: &ActionRequest) -> Result<String, ClusterError> {
+        let api: Api<HorizontalPodAutoscaler> = self.ns(&req.target)?;
+        let hpa = api
+            .get(&req.target.name)
+            .await
+            .map_err(|e| api_error(&req.target, e))?;
+        let hpa = serde_json::to_value(&hpa).map_err(|e| ClusterError::Api(e.to_string()))?;
+        let change = if req.action == Action::RestoreHpaMax {
+            super::hpa_max::restore(&hpa)
+        } else {
+            super::hpa_max::raise(&hpa, &req.params)
+        }
+        .map_err(|reason| refused(req, reason))?;
+        merge_patch(&api, req, change.patch()).await?;
+        Ok(change.describe(&req.target))
+    }
+
     async fn scale(&self, req: &ActionRequest) -> Result<String, ClusterError> {
         let deployments: Api<Deployment> = self.ns(&req.target)?;
         let scale = deployments
@@ -597,6 +615,7 @@ impl KubeCluster {
             "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
                 ("apps/v1", req.target.kind.clone())
             }
+            "HorizontalPodAutoscaler" => ("autoscaling/v2", req.target.kind.clone()),
             other => ("v1", other.to_string()),
         };
         let now = Time(jiff_now(req.at));
@@ -701,6 +720,7 @@ impl Cluster for KubeCluster {
             Action::RolloutRestart => self.rollout_restart(req).await?,
             Action::Scale => self.scale(req).await?,
             Action::SetMemoryLimit | Action::RestoreMemoryLimit => self.memory_limit(req).await?,
+            Action::SetHpaMax | Action::RestoreHpaMax => self.hpa_max(req).await?,
             Action::Escalate => {
                 return Err(ClusterError::Unsupported {
                     action: req.action,

@@ -3,6 +3,7 @@
 //! through `KubeCluster`; `SimCluster` holds a fixture's objects in memory.
 
 mod client;
+pub mod hpa_max;
 mod kube;
 pub mod memory_limit;
 mod object;

@@ -282,12 +282,44 @@ fn apply(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError>
         }
         Action::Scale => scale(state, req),
         Action::SetMemoryLimit | Action::RestoreMemoryLimit => memory_limit(state, req),
+        Action::SetHpaMax | Action::RestoreHpaMax => hpa_max(state, req),
         Action::Escalate => Err(ClusterError::Unsupported {
             action: req.action,
             target: target.clone(),
             reason: "escalation is not a cluster action".into(),
         }),
     }
+}
+
+/// As the API server applies `hpa_max`'s merge patch.
+fn hpa_max(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError> {
+    expect_kind(req, &["HorizontalPodAutoscaler"])?;
+    let Some(h) = state.objects.get_mut(&req.target) else {
+        return Err(ClusterError::NotFound(req.target.clone()));
+    };
+    let json = serde_json::to_value(&h.value).map_err(|e| ClusterError::Api(e.to_string()))?;
+    let change = if req.action == Action::RestoreHpaMax {
+        super::hpa_max::restore(&json)
+    } else {
+        super::hpa_max::raise(&json, &req.params)
+    }
+    .map_err(|reason| refused(req, reason))?;
+    h.set(&["spec", "maxReplicas"], Value::from(change.to));
+    if change.restoring {
+        if let Some(Value::Mapping(a)) = h
+            .value
+            .get_mut("metadata")
+            .and_then(|m| m.get_mut("annotations"))
+        {
+            a.remove(super::hpa_max::ANNOTATION);
+        }
+    } else {
+        h.set(
+            &["metadata", "annotations", super::hpa_max::ANNOTATION],
+            Value::from(change.from.to_string()),
+        );
+    }
+    Ok(change.describe(&req.target))
 }
 
 /// As the API server applies `memory_limit`'s strategic merge patch.

@@ -61,6 +61,9 @@ pub fn reconcile(intent: &IntentEntry, snap: &ClusterSnapshot) -> Reconciled {
         Action::SetMemoryLimit | Action::RestoreMemoryLimit => {
             unsure("a container's memory limit is not in the snapshot")
         }
+        Action::SetHpaMax | Action::RestoreHpaMax => {
+            unsure("an autoscaler's maximum is not in the snapshot")
+        }
         Action::CaptureLogs | Action::Escalate => Reconciled::Done,
     }
 }

@@ -137,6 +137,21 @@ fn plan_step(
             )),
             None,
         ),
+        TargetKind::Autoscaler if t.kind == "HorizontalPodAutoscaler" => (
+            Some(ObjectRef::namespaced(
+                "HorizontalPodAutoscaler",
+                &t.namespace,
+                &t.name,
+            )),
+            None,
+        ),
+        TargetKind::Autoscaler => (
+            None,
+            Some(format!(
+                "{} needs a HorizontalPodAutoscaler; the signal is on {}",
+                step.action, t.reference
+            )),
+        ),
         TargetKind::Workload => (
             None,
             Some(format!(
