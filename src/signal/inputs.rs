@@ -198,6 +198,7 @@ pub fn source_of(metric: &str) -> &'static str {
     const SOURCES: &[(&str, &str)] = &[
         ("container_", "the kubelet's cAdvisor"),
         ("kube_", "kube-state-metrics"),
+        ("kubelet_", "the kubelet"),
         ("node_", "node-exporter"),
         ("certmanager_", "cert-manager"),
         (
