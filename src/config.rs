@@ -60,8 +60,12 @@ pub struct Config {
     /// Where `medic run` queries metrics.
     pub prometheus: PrometheusConfig,
     /// Detector and playbook files for `medic run` (reloaded when they
-    /// change); the ones built into the binary when unset.
+    /// change), laid over the built-in ones: a document with a built-in's
+    /// kind and name replaces it. The built-in ones alone when unset.
     pub playbooks_dir: Option<String>,
+    /// Use the built-in detectors and playbooks beside `playbooksDir`;
+    /// false: only the directory's.
+    pub builtin: bool,
     /// The HTTP server's address (health, metrics, incidents API).
     pub listen: String,
     /// Checks every mutating step passes, whatever its risk.
@@ -128,6 +132,7 @@ impl Default for Config {
             llm: LlmConfig::default(),
             prometheus: PrometheusConfig::default(),
             playbooks_dir: None,
+            builtin: true,
             listen: "0.0.0.0:8080".into(),
             guards: crate::guard::GuardConfig::default(),
             leader_election: crate::ha::LeaderElection::default(),

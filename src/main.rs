@@ -20,6 +20,33 @@ mod bundled;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// With --playbooks or lint paths: use only those files, not the
+    /// built-in detectors and playbooks beside them.
+    #[arg(long, global = true)]
+    no_builtin: bool,
+}
+
+/// Set once from the command line: whether user files replace the
+/// built-in detectors and playbooks instead of adding to them.
+static NO_BUILTIN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// The detector and playbook sources for `paths`: the built-in ones with
+/// the user's laid over them (a user document replaces the built-in one of
+/// the same kind and name, said on stderr), or the user's alone with
+/// --no-builtin. No paths: the built-in ones.
+fn playbook_sources(paths: &[PathBuf]) -> Result<Vec<(String, String)>> {
+    if paths.is_empty() {
+        return Ok(medic::playbook::embedded_sources());
+    }
+    let user = Library::read_sources(paths)?;
+    if NO_BUILTIN.get().copied().unwrap_or(false) {
+        return Ok(user);
+    }
+    let (sources, notes) = medic::playbook::with_builtins(user);
+    for note in notes {
+        eprintln!("note: {note}");
+    }
+    Ok(sources)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -58,7 +85,7 @@ enum Command {
         /// Print the JSON report instead of the timeline.
         #[arg(long)]
         json: bool,
-        /// Detector and playbook files or directories to use instead of the embedded ones.
+        /// Detector and playbook files or directories, laid over the built-in ones.
         #[arg(long = "playbooks")]
         playbooks: Vec<PathBuf>,
         /// medic.yaml to replay with (fixtures' `config:` is laid over it; default mode: enforce).
@@ -89,7 +116,7 @@ enum Command {
         /// medic.yaml whose bounds apply (default: the replay's, mode enforce).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Detector and playbook files or directories to use instead of the embedded ones.
+        /// Detector and playbook files or directories, laid over the built-in ones.
         #[arg(long = "playbooks")]
         playbooks: Vec<PathBuf>,
         #[arg(long)]
@@ -126,13 +153,20 @@ enum Command {
     Catalog,
     /// Print what medic does with each kube-prometheus alert (Markdown; docs/coverage.md).
     Coverage,
+    /// Write the built-in detectors and playbooks to a directory, to read or
+    /// start your own from.
+    Builtin {
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print the detector reference (Markdown; docs/detectors.md), or with
-    /// --prometheus, which detectors can fire there and which metrics they miss.
+    /// --prometheus, which detectors can fire there and which metrics they
+    /// miss (exit 1 when none can).
     Detectors {
         /// Check against this Prometheus (base URL).
         #[arg(long)]
         prometheus: Option<String>,
-        /// Detector and playbook files or directories to use instead of the embedded ones.
+        /// Detector and playbook files or directories, laid over the built-in ones.
         #[arg(long = "playbooks")]
         playbooks: Vec<PathBuf>,
     },
@@ -192,13 +226,18 @@ enum Command {
     Lint {
         /// Files or directories; without one, the embedded defaults.
         paths: Vec<PathBuf>,
+        /// Text (file:line:column: ...), or json for CI and editors.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// The same as --format json.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = NO_BUILTIN.set(cli.no_builtin);
     medic::tls::install_crypto_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -206,6 +245,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, not in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -245,7 +286,11 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            Command::Lint { paths, format } => lint_command(paths, format),
+            Command::Lint {
+                paths,
+                format,
+                json,
+            } => lint_command(paths, if json { Format::Json } else { format }),
             Command::Schema { kind, write } => schema_command(kind, write),
             Command::Synth { scenarios, out } => synth_command(scenarios, out),
             Command::Run {
@@ -336,6 +381,17 @@ fn main() -> ExitCode {
                 print!("{}", medic::act::reference::markdown());
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Builtin { out } => {
+                std::fs::create_dir_all(&out)
+                    .with_context(|| format!("cannot create {}", out.display()))?;
+                for (name, text) in medic::playbook::EMBEDDED {
+                    let path = out.join(name);
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    println!("wrote {}", path.display());
+                }
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Coverage => {
                 let library = medic::playbook::Library::embedded()?;
                 print!("{}", medic::signal::coverage::markdown(&library));
@@ -350,17 +406,29 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(2)
         }
     }
 }
 
+/// The error and its causes, each said once (library errors often name
+/// their cause in their own message already).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 fn options(playbooks: &[PathBuf], config: Option<PathBuf>) -> Result<ReplayOptions> {
     let mut options = ReplayOptions::embedded();
-    if !playbooks.is_empty() {
-        options.sources = Library::read_sources(playbooks)?;
-    }
+    options.sources = playbook_sources(playbooks)?;
     if let Some(path) = config {
         options.config = Config::load(&path)?;
     }
@@ -371,11 +439,7 @@ async fn detectors_command(
     prometheus: Option<String>,
     playbooks: Vec<PathBuf>,
 ) -> Result<ExitCode> {
-    let library = if playbooks.is_empty() {
-        Library::embedded()?
-    } else {
-        Library::from_sources(&Library::read_sources(&playbooks)?)?
-    };
+    let library = Library::from_sources(&playbook_sources(&playbooks)?)?;
     let Some(url) = prometheus else {
         print!("{}", medic::signal::reference::markdown(&library.detectors));
         return Ok(ExitCode::SUCCESS);
@@ -386,7 +450,12 @@ async fn detectors_command(
         .await
         .with_context(|| format!("cannot ask {url} which metrics it holds"))?;
     print!("{}", medic::signal::reference::readiness_table(&rows));
-    Ok(ExitCode::SUCCESS)
+    // A healer that can see nothing is not ready: say so to scripts too.
+    if rows.iter().any(|r| r.can_fire) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::from(1))
+    }
 }
 
 async fn explain_command(
@@ -491,11 +560,7 @@ async fn replay_command(
 }
 
 fn lint_command(paths: Vec<PathBuf>, format: Format) -> Result<ExitCode> {
-    let sources = if paths.is_empty() {
-        medic::playbook::embedded_sources()
-    } else {
-        Library::read_sources(&paths)?
-    };
+    let sources = playbook_sources(&paths)?;
     let (detectors, playbooks, findings) = lint_sources(&sources);
     let errors = findings
         .iter()

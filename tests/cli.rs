@@ -384,3 +384,53 @@ fn an_oversized_file_is_refused_before_parsing() {
         "{err}"
     );
 }
+
+#[test]
+fn user_playbooks_are_laid_over_the_built_in_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    // One playbook on a built-in detector, and a kustomization beside it.
+    std::fs::write(
+        mine.join("crash.yaml"),
+        "apiVersion: medic.dev/v1alpha1\nkind: Playbook\nmetadata: {name: my-crash-loop}\nspec:\n  trigger: {signal: crash_loop}\n  maxAutonomousRisk: none\n  steps: [{action: escalate, risk: none, params: {reason: call the owner}}]\n  rollback: []\n",
+    )
+    .unwrap();
+    std::fs::write(mine.join("kustomization.yaml"), "resources: [crash.yaml]\n").unwrap();
+    let path = mine.to_str().unwrap();
+    let o = medic(&["lint", path]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let builtin = medic::playbook::Library::embedded().unwrap();
+    assert!(
+        stdout(&o).contains(&format!(
+            "{} playbook(s), 0 error(s)",
+            builtin.playbooks.len() + 1
+        )),
+        "{}",
+        stdout(&o)
+    );
+    // Alone, it names a detector nobody defines.
+    let o = medic(&["lint", "--no-builtin", path]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("no detector named `crash_loop`"),
+        "{}",
+        stdout(&o)
+    );
+    // The built-in ones, written out to start from; linting them says
+    // each replaces the built-in one of its name.
+    let out = dir.path().join("builtin");
+    let o = medic(&["builtin", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(out.join("detectors.yaml").exists());
+    let o = medic(&["lint", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("Playbook pod-crash-loop replaces the built-in one"),
+        "{}",
+        stderr(&o)
+    );
+    // --json is --format json.
+    let o = medic(&["lint", "--json", path]);
+    assert!(serde_json::from_slice::<serde_json::Value>(&o.stdout).is_ok());
+}

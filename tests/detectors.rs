@@ -83,3 +83,34 @@ async fn says_which_detectors_are_blind_and_what_they_miss() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prometheus_where_no_detector_can_fire_exits_1() {
+    // Only a metric no detector reads, in the last minutes.
+    let now = chrono::Utc::now().timestamp();
+    let om: String = (0..10)
+        .map(|i| format!("unrelated_metric{{job=\"x\"}} 1 {}\n", now - 600 + i * 60))
+        .collect::<String>()
+        + "# EOF\n";
+    let server = PrometheusServer::start(&om, now - 60).await.unwrap();
+    let url = server.url().to_string();
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["detectors", "--prometheus", &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("0 of "),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

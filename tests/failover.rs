@@ -60,7 +60,7 @@ fn replica_config(dir: &Path, name: &str, prom_port: u16, nats: &str) -> (Config
     std::fs::write(
         &path,
         format!(
-            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{port}\nplaybooksDir: {}\n\
+            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{port}\nplaybooksDir: {}\nbuiltin: false\n\
              prometheus: {{url: 'http://127.0.0.1:{prom_port}'}}\n\
              correlation: {{settle: 1s, resolveAfter: 3s}}\nstateDir: {}\n\
              nats: {{url: '{nats}'}}\napi: {{tokenFile: {token}, webhook: {{tokenFile: {token}}}}}\n\

@@ -208,7 +208,8 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
     ] {
         assert!(metrics.contains(line), "{line} missing from {metrics}");
     }
-    // Alertmanager's webhook: an alert becomes a signal; its repeat is deduplicated.
+    // Alertmanager's webhook: an alert becomes a signal (kube-prometheus's
+    // KubeNodeNotReady is medic's node_not_ready); its repeat is deduplicated.
     let http = client_with(WEBHOOK_TOKEN);
     let alert = serde_json::json!({"version": "4", "status": "firing", "receiver": "medic", "alerts": [
         {"status": "firing", "labels": {"alertname": "KubeNodeNotReady", "node": "n1", "severity": "critical"},
@@ -262,7 +263,7 @@ async fn medic_run_detects_remediates_and_resolves_a_live_incident() {
             .filter(|i| {
                 i["timeline"]
                     .to_string()
-                    .contains("KubeNodeNotReady on Node/n1")
+                    .contains("node_not_ready on Node/n1")
             })
             .collect();
         assert!(

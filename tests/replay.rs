@@ -402,8 +402,18 @@ impl medic::escalate::ApprovalStore for CountingApprovals {
 async fn a_waiting_run_reads_its_approval_again_only_once_the_store_has_changed() {
     let mut loaded =
         Loaded::load(&fixtures_dir().join("approved-rollback-resumes-plan.yaml")).unwrap();
-    // Alice answers eight minutes after the request, not thirty seconds.
+    // Alice answers eight minutes after the request, not thirty seconds,
+    // and the pod is still crash-looping then (a restart every two minutes
+    // to the end), so the rollback still has its evidence.
     loaded.fixture.approvals[0].at = medic::model::Secs(20 * 60);
+    let crashing = loaded
+        .series
+        .iter_mut()
+        .find(|s| s.labels.get("pod").map(String::as_str) == Some("checkout-8d9e1-kq2zt"))
+        .unwrap();
+    crashing.values = (0..=160)
+        .map(|i: i32| Some(f64::from((i - 12).max(0) / 8)))
+        .collect();
     let store = std::sync::Arc::new(CountingApprovals::default());
     let options = ReplayOptions {
         approvals: Some(store.clone()),

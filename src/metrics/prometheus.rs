@@ -94,11 +94,27 @@ fn labels(map: &std::collections::HashMap<String, String>) -> BTreeMap<String, S
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-fn query_error(query: &str, reason: impl ToString) -> MetricsError {
+fn query_error(query: &str, reason: impl std::fmt::Display) -> MetricsError {
     MetricsError::Query {
         query: query.to_string(),
         reason: reason.to_string(),
     }
+}
+
+/// An error with its causes, each said once: a client error alone says
+/// "failed to send request", its causes say "connection refused".
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
 }
 
 #[async_trait]
@@ -110,7 +126,7 @@ impl Metrics for PrometheusMetrics {
             .at(at)
             .get()
             .await
-            .map_err(|e| query_error(query, e))?;
+            .map_err(|e| query_error(query, with_causes(&e)))?;
         vector(query, result.data())
     }
 
@@ -130,7 +146,7 @@ impl Metrics for PrometheusMetrics {
                 .query_range(query, from, to, step as f64)
                 .get()
                 .await
-                .map_err(|e| query_error(query, e))?;
+                .map_err(|e| query_error(query, with_causes(&e)))?;
             parts.push(matrix(query, result.data())?);
         }
         Ok(join_windows(parts))

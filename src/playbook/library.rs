@@ -2,6 +2,7 @@
 
 use super::{EMBEDDED, Finding, FindingLevel, Playbook, lint_sources};
 use crate::signal::Detector;
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -59,9 +60,14 @@ impl Library {
                     path: path.clone(),
                     source,
                 })?;
+                // A kustomization beside the playbooks is not one of them.
                 let mut found: Vec<PathBuf> = entries
                     .filter_map(|e| e.ok().map(|e| e.path()))
                     .filter(|p| is_yaml(p))
+                    .filter(|p| {
+                        !p.file_stem()
+                            .is_some_and(|s| s.eq_ignore_ascii_case("kustomization"))
+                    })
                     .collect();
                 found.sort();
                 files.extend(found);
@@ -82,6 +88,66 @@ impl Library {
     }
 }
 
+/// `user` files on top of the built-in ones: a user document with the
+/// kind and name of a built-in one replaces that document alone; the
+/// others are added. Returns the sources and a note per replacement.
+pub fn with_builtins(user: Vec<(String, String)>) -> (Vec<(String, String)>, Vec<String>) {
+    let mut theirs: std::collections::BTreeMap<(String, String), String> = Default::default();
+    for (file, text) in &user {
+        for (kind, name) in document_keys(text) {
+            theirs.insert((kind, name), file.clone());
+        }
+    }
+    let mut notes = Vec::new();
+    let mut out = Vec::new();
+    for (file, text) in embedded_sources() {
+        let mut kept = Vec::new();
+        for doc in split_documents(&text) {
+            let key = document_keys(&doc).into_iter().next();
+            match key.as_ref().and_then(|k| theirs.get(k).map(|by| (k, by))) {
+                Some(((kind, name), by)) => {
+                    notes.push(format!(
+                        "{by}: {kind} {name} replaces the built-in one ({file})"
+                    ));
+                }
+                None => kept.push(doc),
+            }
+        }
+        if !kept.is_empty() {
+            out.push((file, kept.join("---\n")));
+        }
+    }
+    out.extend(user);
+    (out, notes)
+}
+
+/// A file's documents, split at `---` lines, each with its own text.
+fn split_documents(text: &str) -> Vec<String> {
+    let mut docs = vec![String::new()];
+    for line in text.lines() {
+        if line.trim_end() == "---" {
+            docs.push(String::new());
+        } else if let Some(last) = docs.last_mut() {
+            last.push_str(line);
+            last.push('\n');
+        }
+    }
+    docs.into_iter().filter(|d| !d.trim().is_empty()).collect()
+}
+
+/// (kind, metadata.name) of each document that has both.
+fn document_keys(text: &str) -> Vec<(String, String)> {
+    serde_yaml::Deserializer::from_str(text)
+        .filter_map(|doc| serde_yaml::Value::deserialize(doc).ok())
+        .filter_map(|v| {
+            Some((
+                v.get("kind")?.as_str()?.to_string(),
+                v.get("metadata")?.get("name")?.as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
 pub fn embedded_sources() -> Vec<(String, String)> {
     EMBEDDED
         .iter()
@@ -94,4 +160,46 @@ fn is_yaml(path: &Path) -> bool {
         path.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_document_replaces_the_built_in_of_its_name_and_the_rest_stay() {
+        let user = vec![(
+            "mine/crash.yaml".to_string(),
+            "apiVersion: medic.dev/v1alpha1\nkind: Playbook\nmetadata: {name: pod-crash-loop}\nspec:\n  trigger: {signal: crash_loop}\n  maxAutonomousRisk: none\n  steps: [{action: escalate, risk: none, params: {reason: mine}}]\n  rollback: []\n---\napiVersion: medic.dev/v1alpha1\nkind: Playbook\nmetadata: {name: my-own}\nspec:\n  trigger: {signal: crash_loop}\n  maxAutonomousRisk: none\n  steps: [{action: escalate, risk: none, params: {reason: also mine}}]\n  rollback: []\n"
+                .to_string(),
+        )];
+        let (sources, notes) = with_builtins(user);
+        assert_eq!(
+            notes,
+            vec![
+                "mine/crash.yaml: Playbook pod-crash-loop replaces the built-in one (playbooks/pod-crash-loop.yaml)"
+            ]
+        );
+        let library = Library::from_sources(&sources).unwrap();
+        let builtin = Library::embedded().unwrap();
+        // The built-in detectors are there for the user's playbooks to use.
+        assert_eq!(library.detectors.len(), builtin.detectors.len());
+        assert_eq!(library.playbooks.len(), builtin.playbooks.len() + 1);
+        let crash = library
+            .playbooks
+            .iter()
+            .find(|p| p.name == "pod-crash-loop")
+            .unwrap();
+        assert_eq!(crash.steps.len(), 1, "the user's, not the built-in");
+    }
+
+    #[test]
+    fn a_kustomization_beside_the_playbooks_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kustomization.yaml"), "resources: []\n").unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "kind: Playbook\n").unwrap();
+        let sources = Library::read_sources(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(sources.len(), 1);
+        assert!(sources[0].0.ends_with("a.yaml"));
+    }
 }

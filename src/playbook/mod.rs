@@ -13,7 +13,7 @@ pub use condition::{
     TargetVars,
 };
 pub use embedded::EMBEDDED;
-pub use library::{Library, LoadError, embedded_sources};
+pub use library::{Library, LoadError, embedded_sources, with_builtins};
 pub use lint::{Finding, FindingLevel, lint_sources};
 pub use model::{
     Document, Metadata, OnEmpty, Playbook, PlaybookSpec, Step, StepSpec, Trigger, WaitFor,

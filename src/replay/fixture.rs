@@ -175,6 +175,129 @@ pub struct ExpectNoSignal {
     pub target: Option<ObjectRef>,
 }
 
+/// The kinds of change a fixture's `events` may record.
+pub const EVENT_KINDS: &[&str] = &["deploy", "rollback", "restart", "scale", "drain", "config"];
+
+/// Mistakes that would otherwise pass silently and change what a replay
+/// shows: a duration with no unit, an expectation past the end of the
+/// recording, an action or event kind that does not exist, a lower-case
+/// object kind.
+fn check_strictly(
+    text: &str,
+    fixture: &Fixture,
+    at: &dyn Fn(&str, String) -> FixtureError,
+) -> Result<(), FixtureError> {
+    if let Ok(raw) = serde_yaml::from_str::<serde_yaml::Value>(text) {
+        for field in ["interval", "duration", "history"] {
+            if let Some(n) = raw.get(field).filter(|v| v.is_number()) {
+                return Err(at(
+                    field,
+                    format!(
+                        "`{}` has no unit: write {}s or {}m",
+                        yaml_text(n),
+                        yaml_text(n),
+                        yaml_text(n)
+                    ),
+                ));
+            }
+        }
+    }
+    let duration = fixture.duration.0;
+    let e = &fixture.expect;
+    let past = |field: &str, value: i64| -> Result<(), FixtureError> {
+        if value > duration {
+            return Err(at(
+                field,
+                format!(
+                    "{} is after the recording ends ({})",
+                    crate::model::format_secs(value),
+                    crate::model::format_secs(duration)
+                ),
+            ));
+        }
+        Ok(())
+    };
+    if let Some(onset) = e.onset {
+        past("expect.onset", onset.0)?;
+    }
+    for (i, s) in e.signals.iter().enumerate() {
+        if let Some(by) = s.by {
+            past(&format!("expect.signals[{i}].by"), by.0)?;
+        }
+    }
+    for (i, a) in fixture.approvals.iter().enumerate() {
+        past(&format!("approvals[{i}].at"), a.at.0)?;
+    }
+    let lists = [
+        ("expect.actions", e.actions.as_deref().unwrap_or_default()),
+        ("expect.not_actions", &e.not_actions[..]),
+    ];
+    for (field, names) in lists {
+        for (i, name) in names.iter().enumerate() {
+            if crate::act::Action::from_name(name).is_none() {
+                let hint = crate::act::catalog::nearest_action(name)
+                    .map(|n| format!(" (did you mean {n}?)"))
+                    .unwrap_or_default();
+                return Err(at(
+                    &format!("{field}[{i}]"),
+                    format!("no action named `{name}`{hint}"),
+                ));
+            }
+        }
+    }
+    for (i, ev) in fixture.events.iter().enumerate() {
+        if !EVENT_KINDS.contains(&ev.kind.as_str()) {
+            return Err(at(
+                &format!("events[{i}].kind"),
+                format!(
+                    "`{}` is not a kind of change: one of {}",
+                    ev.kind,
+                    EVENT_KINDS.join(", ")
+                ),
+            ));
+        }
+    }
+    let objects = fixture
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, ev)| (format!("events[{i}].object"), &ev.object))
+        .chain(
+            e.root_cause
+                .iter()
+                .map(|r| ("expect.root_cause".to_string(), r)),
+        )
+        .chain(
+            e.signals
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("expect.signals[{i}].target"), &s.target)),
+        );
+    for (field, object) in objects {
+        if !object.kind.starts_with(|c: char| c.is_ascii_uppercase()) {
+            let mut fixed = object.kind.clone();
+            if let Some(first) = fixed.get_mut(0..1) {
+                first.make_ascii_uppercase();
+            }
+            return Err(at(
+                &field,
+                format!(
+                    "`{}`: kinds are written as Kubernetes writes them (did you mean {fixed}?)",
+                    object
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn yaml_text(v: &serde_yaml::Value) -> String {
+    serde_yaml::to_string(v)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 /// A fixture with its series expanded and objects checked.
 #[derive(Debug)]
 pub struct Loaded {
@@ -199,12 +322,6 @@ impl Loaded {
     }
 
     pub fn parse(text: &str, path: &str) -> Result<Loaded, FixtureError> {
-        let invalid = |field: String, message: String| FixtureError::Invalid {
-            path: path.to_string(),
-            location: String::new(),
-            field,
-            message,
-        };
         let de = serde_yaml::Deserializer::from_str(text);
         let mut fixture: Fixture = serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();
@@ -237,11 +354,13 @@ impl Loaded {
                 message,
             }
         };
-        if fixture.interval.0 <= 0 || fixture.duration.0 <= 0 {
-            return Err(invalid(
-                "interval".into(),
-                "interval and duration must be positive".into(),
-            ));
+        for (field, value) in [
+            ("interval", fixture.interval.0),
+            ("duration", fixture.duration.0),
+        ] {
+            if value <= 0 {
+                return Err(at(field, "must be positive".into()));
+            }
         }
         if fixture
             .history
@@ -264,6 +383,7 @@ impl Loaded {
                 ),
             ));
         }
+        check_strictly(text, &fixture, &at)?;
         let known = super::rules::all();
         for (i, alert) in fixture.expect.beats.iter().enumerate() {
             if !known.iter().any(|r| &r.alert == alert) {
@@ -352,6 +472,43 @@ expect: {incidents: 0}
         let l = Loaded::parse(MINIMAL, "t.yaml").unwrap();
         assert_eq!(l.series[0].values.len(), 41);
         assert_eq!(l.changes[0].at, DEFAULT_START - 47 * 60);
+    }
+
+    #[test]
+    fn mistakes_that_would_pass_silently_are_errors_with_their_place() {
+        let cases = [
+            (
+                "duration: 10m",
+                "duration: 40",
+                "duration: `40` has no unit: write 40s or 40m",
+            ),
+            (
+                "expect: {incidents: 0}",
+                "expect: {onset: 90m}",
+                "expect.onset: 1h30m is after the recording ends (10m)",
+            ),
+            (
+                "expect: {incidents: 0}",
+                "expect: {not_actions: [delete_pods]}",
+                "expect.not_actions[0]: no action named `delete_pods` (did you mean delete_pod?)",
+            ),
+            (
+                "kind: deploy",
+                "kind: deployment",
+                "events[0].kind: `deployment` is not a kind of change: one of deploy, rollback",
+            ),
+            (
+                "object: Deployment/p/a",
+                "object: deployment/p/a",
+                "events[0].object: `deployment/p/a`: kinds are written as Kubernetes writes them (did you mean Deployment?)",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let text = MINIMAL.replace(from, to);
+            let err = Loaded::parse(&text, "f.yaml").unwrap_err().to_string();
+            assert!(err.starts_with("f.yaml:"), "{err}");
+            assert!(err.contains(want), "{want}\n{err}");
+        }
     }
 
     #[test]

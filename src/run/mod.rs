@@ -91,7 +91,7 @@ pub async fn run(
     let mut reloader = config
         .playbooks_dir
         .as_ref()
-        .map(|d| Reloader::new(PathBuf::from(d)));
+        .map(|d| Reloader::new(PathBuf::from(d), config.builtin));
     let library = match reloader.as_mut() {
         Some(r) => r.poll()?.unwrap_or_default(),
         None => Library::embedded()?,

@@ -7,6 +7,9 @@ use std::time::SystemTime;
 
 pub struct Reloader {
     dir: PathBuf,
+    /// Lay the directory's files over the built-in ones (`builtin` in
+    /// medic.yaml), rather than use them alone.
+    builtin: bool,
     seen: Vec<(PathBuf, Option<SystemTime>, u64)>,
 }
 
@@ -25,9 +28,10 @@ fn stamp(dir: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
 }
 
 impl Reloader {
-    pub fn new(dir: PathBuf) -> Self {
+    pub fn new(dir: PathBuf, builtin: bool) -> Self {
         Reloader {
             dir,
+            builtin,
             seen: Vec::new(),
         }
     }
@@ -41,7 +45,14 @@ impl Reloader {
             return Ok(None);
         }
         self.seen = now;
-        let sources = Library::read_sources(std::slice::from_ref(&self.dir))?;
+        let mut sources = Library::read_sources(std::slice::from_ref(&self.dir))?;
+        if self.builtin {
+            let (all, notes) = crate::playbook::with_builtins(sources);
+            for note in notes {
+                tracing::info!("{note}");
+            }
+            sources = all;
+        }
         Library::from_sources(&sources).map(Some)
     }
 }
@@ -53,7 +64,7 @@ mod tests {
     #[test]
     fn a_bad_edit_is_rejected_and_a_good_one_loads() {
         let dir = tempfile::tempdir().unwrap();
-        let mut r = Reloader::new(dir.path().to_path_buf());
+        let mut r = Reloader::new(dir.path().to_path_buf(), false);
         for (name, text) in crate::playbook::EMBEDDED {
             std::fs::write(dir.path().join(name), text).unwrap();
         }

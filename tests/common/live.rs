@@ -120,7 +120,7 @@ pub fn write_setup(dir: &Path, playbooks_yaml: &str, cluster_yaml: &str, prom_po
     std::fs::write(
         dir.join("medic.yaml"),
         format!(
-            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{port}\nplaybooksDir: {}\nprometheus: {{url: 'http://127.0.0.1:{prom_port}'}}\ncorrelation: {{settle: 1s, resolveAfter: 3s}}\nstateDir: {}\napi: {{tokenFile: {}, webhook: {{tokenFile: {}}}}}\n",
+            "mode: enforce\ninterval: 1s\nlisten: 127.0.0.1:{port}\nplaybooksDir: {}\nbuiltin: false\nprometheus: {{url: 'http://127.0.0.1:{prom_port}'}}\ncorrelation: {{settle: 1s, resolveAfter: 3s}}\nstateDir: {}\napi: {{tokenFile: {}, webhook: {{tokenFile: {}}}}}\n",
             playbooks.display(),
             dir.join("state").display(),
             dir.join("api-token").display(),
