@@ -804,3 +804,44 @@ async fn set_hpa_max_patches_the_maximum_and_keeps_the_old_one() {
         json!({"metadata": {"annotations": {"medic.dev/max-replicas": null}}, "spec": {"maxReplicas": 10}})
     );
 }
+
+#[tokio::test]
+async fn describe_scheduling_reads_the_pod_its_events_the_nodes_and_the_placed_pods() {
+    let pod = |name: &str, node: Option<&str>, cpu: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "shop"},
+               "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x",
+                        "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}}}]}})
+    };
+    let list = |kind: &str, items: Vec<Value>| json!({"apiVersion": "v1", "kind": kind, "metadata": {}, "items": items});
+    let event = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1", "namespace": "shop"},
+        "involvedObject": {"kind": "Pod", "name": "orders-x", "namespace": "shop"},
+        "reason": "FailedScheduling", "message": "0/1 nodes are available: 1 Insufficient cpu."});
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"},
+        "status": {"allocatable": {"cpu": "2", "memory": "8Gi"}}});
+    let (outcome, _) = scenario(
+        request(Action::DescribeScheduling, "Pod/shop/orders-x", false),
+        vec![
+            ex("GET", "/api/v1/namespaces/shop/pods/orders-x", 200, pod("orders-x", None, "1")),
+            ex(
+                "GET",
+                "/api/v1/namespaces/shop/events?&fieldSelector=involvedObject.kind%3DPod%2CinvolvedObject.name%3Dorders-x",
+                200,
+                list("EventList", vec![event]),
+            ),
+            ex("GET", "/api/v1/nodes?", 200, list("NodeList", vec![node])),
+            ex(
+                "GET",
+                "/api/v1/pods?&fieldSelector=status.phase%21%3DSucceeded%2Cstatus.phase%21%3DFailed",
+                200,
+                list("PodList", vec![pod("web-1", Some("node-a"), "1500m")]),
+            ),
+        ],
+    )
+    .await;
+    // Read-only: no Event is recorded for it.
+    assert_eq!(
+        outcome.unwrap(),
+        "the scheduler says: 0/1 nodes are available: 1 Insufficient cpu.; the pod requests 1 CPU and 1024Mi; \
+         the most free on a schedulable node is 0.50 CPU (node-a) and 7168Mi (node-a); 0.50 CPU short"
+    );
+}

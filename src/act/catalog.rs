@@ -54,6 +54,7 @@ pub enum Action {
     RestoreMemoryLimit,
     SetHpaMax,
     RestoreHpaMax,
+    DescribeScheduling,
 }
 
 /// Everything the rest of medic needs to know about an action.
@@ -279,6 +280,21 @@ pub const CATALOG: &[ActionSpec] = &[
         rbac: &[("autoscaling", "horizontalpodautoscalers", &["get", "patch"])],
         undo: "`set_hpa_max`",
     },
+    ActionSpec {
+        action: Action::DescribeScheduling,
+        name: "describe_scheduling",
+        floor: Risk::None,
+        target: TargetKind::Pod,
+        mutating: false,
+        params: &[],
+        description: "Says why a pending pod cannot be scheduled, into the incident and to people: the scheduler's latest FailedScheduling event, what the pod requests, the most CPU and memory free on any schedulable node, and what is short.",
+        rbac: &[
+            ("", "pods", &["get", "list"]),
+            ("", "nodes", &["list"]),
+            ("", "events", &["list"]),
+        ],
+        undo: "nothing to undo (read-only)",
+    },
 ];
 
 impl Action {
@@ -299,6 +315,7 @@ impl Action {
             Action::RestoreMemoryLimit => 11,
             Action::SetHpaMax => 12,
             Action::RestoreHpaMax => 13,
+            Action::DescribeScheduling => 14,
         };
         &CATALOG[row]
     }

@@ -824,6 +824,9 @@ impl PlanRun {
                 tracing::error!(incident = %inc.id, error = %e, "action result not journaled");
             }
         }
+        if step.action == Action::DescribeScheduling && result == ActionResult::Ok {
+            notify(inc, ports, now, "scheduling", message.clone()).await;
+        }
         if !dry_run && step.action.spec().mutating {
             let kind = if rollback { "rolled_back" } else { "action" };
             let text = format!(

@@ -136,6 +136,13 @@ where
     .map_err(|e| api_error(&req.target, e))
 }
 
+fn to_values<T: serde::Serialize>(items: &[T]) -> Vec<serde_json::Value> {
+    items
+        .iter()
+        .filter_map(|x| serde_json::to_value(x).ok())
+        .collect()
+}
+
 /// Each ReplicaSet is a rollout of its Deployment: a deploy at its creation.
 pub(super) fn deploy_of(rs: &ReplicaSet) -> Option<ChangeEvent> {
     let owner = rs
@@ -562,6 +569,43 @@ impl KubeCluster {
         Ok(change.describe(&req.target))
     }
 
+    /// Reads the pod, its events, the nodes and the pods placed on them,
+    /// and says why it cannot be scheduled (`scheduling::report`).
+    async fn describe_scheduling(&self, req: &ActionRequest) -> Result<String, ClusterError> {
+        let pods: Api<Pod> = self.ns(&req.target)?;
+        let pod = pods
+            .get(&req.target.name)
+            .await
+            .map_err(|e| api_error(&req.target, e))?;
+        let events: Api<Event> = self.ns(&req.target)?;
+        let fields = format!(
+            "involvedObject.kind=Pod,involvedObject.name={}",
+            req.target.name
+        );
+        let events = events
+            .list(&ListParams::default().fields(&fields))
+            .await
+            .map_err(|e| api_error(&req.target, e))?
+            .items;
+        let nodes = Api::<Node>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| ClusterError::Api(e.to_string()))?
+            .items;
+        let placed = Api::<Pod>::all(self.client.clone())
+            .list(&ListParams::default().fields("status.phase!=Succeeded,status.phase!=Failed"))
+            .await
+            .map_err(|e| ClusterError::Api(e.to_string()))?
+            .items;
+        let pod = serde_json::to_value(&pod).map_err(|e| ClusterError::Api(e.to_string()))?;
+        Ok(super::scheduling::report(
+            &pod,
+            &to_values(&nodes),
+            &to_values(&placed),
+            &to_values(&events),
+        ))
+    }
+
     async fn hpa_max(&self, req: &ActionRequest) -> Result<String, ClusterError> {
         let api: Api<HorizontalPodAutoscaler> = self.ns(&req.target)?;
         let hpa = api
@@ -721,6 +765,7 @@ impl Cluster for KubeCluster {
             Action::Scale => self.scale(req).await?,
             Action::SetMemoryLimit | Action::RestoreMemoryLimit => self.memory_limit(req).await?,
             Action::SetHpaMax | Action::RestoreHpaMax => self.hpa_max(req).await?,
+            Action::DescribeScheduling => self.describe_scheduling(req).await?,
             Action::Escalate => {
                 return Err(ClusterError::Unsupported {
                     action: req.action,

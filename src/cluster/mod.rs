@@ -7,6 +7,7 @@ pub mod hpa_max;
 mod kube;
 pub mod memory_limit;
 mod object;
+pub mod scheduling;
 mod sim;
 mod snapshot;
 mod watched;

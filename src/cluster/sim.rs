@@ -283,6 +283,29 @@ fn apply(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError>
         Action::Scale => scale(state, req),
         Action::SetMemoryLimit | Action::RestoreMemoryLimit => memory_limit(state, req),
         Action::SetHpaMax | Action::RestoreHpaMax => hpa_max(state, req),
+        Action::DescribeScheduling => {
+            expect_kind(req, &["Pod"])?;
+            let json = |o: &ClusterObject| serde_json::to_value(&o.value).ok();
+            let of_kind = |kind: &str| -> Vec<serde_json::Value> {
+                state
+                    .objects
+                    .values()
+                    .filter(|o| o.reference.is(kind))
+                    .filter_map(json)
+                    .collect()
+            };
+            let pod = state.objects.get(target).and_then(json).unwrap_or_default();
+            let placed: Vec<serde_json::Value> = of_kind("Pod")
+                .into_iter()
+                .filter(|p| p.pointer("/spec/nodeName").is_some_and(|n| !n.is_null()))
+                .collect();
+            Ok(super::scheduling::report(
+                &pod,
+                &of_kind("Node"),
+                &placed,
+                &of_kind("Event"),
+            ))
+        }
         Action::Escalate => Err(ClusterError::Unsupported {
             action: req.action,
             target: target.clone(),

@@ -64,7 +64,7 @@ pub fn reconcile(intent: &IntentEntry, snap: &ClusterSnapshot) -> Reconciled {
         Action::SetHpaMax | Action::RestoreHpaMax => {
             unsure("an autoscaler's maximum is not in the snapshot")
         }
-        Action::CaptureLogs | Action::Escalate => Reconciled::Done,
+        Action::CaptureLogs | Action::DescribeScheduling | Action::Escalate => Reconciled::Done,
     }
 }
 
