@@ -195,6 +195,36 @@ pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Detector>, Vec<Playboo
             });
         }
     }
+    // Cross-document: a step whose action cannot work on what the trigger's
+    // detector fires on would fail every time it came up.
+    for (p, file, first_line, positions) in &playbooks {
+        let Some(d) = detectors.iter().find(|d| d.name == p.spec.trigger.signal) else {
+            continue;
+        };
+        let kind = d.spec.target.kind.as_str();
+        let sections = [("spec.steps", &p.steps), ("spec.rollback", &p.rollback)];
+        for (section, steps) in sections {
+            for (i, step) in steps.iter().enumerate() {
+                if let Some(why) = target_mismatch(step.action, kind) {
+                    let field = format!("{section}[{i}].action");
+                    let pos = positions.locate(&field);
+                    findings.push(Finding {
+                        level: FindingLevel::Error,
+                        file: file.clone(),
+                        line: pos.map_or(*first_line, |p| p.line + first_line - 1),
+                        column: pos.map_or(1, |p| p.column),
+                        field,
+                        message: format!(
+                            "`{}` {why}; `{}` fires on a {kind}: this step could never run",
+                            step.action, d.name
+                        ),
+                        hint: None,
+                        snippet: None,
+                    });
+                }
+            }
+        }
+    }
     findings.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     for f in &mut findings {
         f.snippet = sources
@@ -208,6 +238,30 @@ pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Detector>, Vec<Playboo
         playbooks.into_iter().map(|(p, ..)| p).collect(),
         findings,
     )
+}
+
+/// Why `action` cannot work on a signal about an object of `kind`, if it
+/// cannot (as `plan` resolves a step's target).
+fn target_mismatch(action: crate::act::Action, kind: &str) -> Option<&'static str> {
+    use crate::act::TargetKind;
+    let workload = [
+        "Pod",
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+    ];
+    match action.spec().target {
+        TargetKind::Incident => None,
+        TargetKind::Pod => (kind != "Pod").then_some("works on a pod"),
+        TargetKind::Node => (kind != "Node" && kind != "Pod")
+            .then_some("works on a node (the signal's, or its pod's)"),
+        TargetKind::Workload => (!workload.contains(&kind))
+            .then_some("works on a workload (the signal's, or its pod's owner)"),
+        TargetKind::Autoscaler => {
+            (kind != "HorizontalPodAutoscaler").then_some("works on a HorizontalPodAutoscaler")
+        }
+    }
 }
 
 fn parse_document(l: &mut DocLinter<'_>, text: &str) -> Option<Parsed> {
@@ -290,6 +344,29 @@ fn lint_detector(l: &mut DocLinter<'_>, spec: &DetectorSpec) {
                     "spec.query",
                     "an anomaly detector's query should return the raw value: a comparison hides the history the baseline is made of",
                 );
+            }
+            // The target may name only labels the result keeps.
+            if let Some(kept) = super::result_labels::result_labels(&expr) {
+                for (field, text) in [
+                    ("spec.target.name", Some(&spec.target.name)),
+                    ("spec.target.namespace", spec.target.namespace.as_ref()),
+                ] {
+                    let Some(text) = text else { continue };
+                    for var in crate::template::variables(text) {
+                        if !kept.contains(&var) {
+                            let have = if kept.is_empty() {
+                                "no labels".to_string()
+                            } else {
+                                kept.iter().cloned().collect::<Vec<_>>().join(", ")
+                            };
+                            l.error_hint(
+                                field,
+                                format!("uses `{{{{ {var} }}}}`, but the query's result keeps only {have}: no series would name a target"),
+                                format!("keep `{var}` in the query's `by (...)`"),
+                            );
+                        }
+                    }
+                }
             }
         }
     }
@@ -542,6 +619,43 @@ mod tests {
             ("p.yaml".to_string(), playbook.to_string()),
         ];
         lint_sources(&sources).2
+    }
+
+    #[test]
+    fn a_target_naming_a_label_the_query_drops_is_an_error() {
+        let sources = vec![(
+            "d.yaml".to_string(),
+            "apiVersion: medic.dev/v1alpha1\nkind: Detector\nmetadata: {name: d}\nspec:\n  severity: high\n  query: sum by (namespace, pod) (x) > 1\n  target: {kind: Pod, namespace: \"{{ namespace }}\", name: \"{{ container }}\"}\n".to_string(),
+        )];
+        let findings = lint_sources(&sources).2;
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(
+            findings[0].to_string().lines().next().unwrap(),
+            "d.yaml:7:53: error: spec.target.name: uses `{{ container }}`, but the query's result keeps only namespace, pod: no series would name a target (hint: keep `container` in the query's `by (...)`)"
+        );
+    }
+
+    #[test]
+    fn an_action_that_cannot_work_on_the_detectors_target_is_an_error() {
+        let node_detector = "apiVersion: medic.dev/v1alpha1\nkind: Detector\nmetadata: {name: n}\nspec:\n  severity: high\n  query: max by (node) (x) > 1\n  target: {kind: Node, name: \"{{ node }}\"}\n";
+        let playbook = "apiVersion: medic.dev/v1alpha1\nkind: Playbook\nmetadata: {name: p}\nspec:\n  trigger: {signal: n}\n  maxAutonomousRisk: medium\n  steps:\n    - {action: cordon_node, risk: low}\n    - {action: capture_logs, risk: none}\n  rollback: [{action: rollout_undo, risk: medium}]\n";
+        let sources = vec![
+            ("n.yaml".to_string(), node_detector.to_string()),
+            ("p.yaml".to_string(), playbook.to_string()),
+        ];
+        let errors: Vec<String> = lint_sources(&sources)
+            .2
+            .into_iter()
+            .filter(|f| f.level == FindingLevel::Error)
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect();
+        assert_eq!(
+            errors,
+            vec![
+                "spec.steps[1].action: `capture_logs` works on a pod; `n` fires on a Node: this step could never run",
+                "spec.rollback[0].action: `rollout_undo` works on a workload (the signal's, or its pod's owner); `n` fires on a Node: this step could never run",
+            ]
+        );
     }
 
     #[test]

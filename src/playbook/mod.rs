@@ -6,6 +6,7 @@ mod embedded;
 mod library;
 mod lint;
 mod model;
+mod result_labels;
 pub mod schema;
 
 pub use condition::{
