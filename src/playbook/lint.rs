@@ -116,6 +116,13 @@ impl DocLinter<'_> {
                         format!("`{source}` is always false: this never happens"),
                     );
                 }
+                // Run it on sample incidents: a misspelled field, a value of
+                // the wrong type, a result that is not a bool or a function
+                // given a bad argument fails here, not at 3 a.m.
+                if let Some((message, hint)) = sample_failure(&c, source) {
+                    self.error_hint(field, message, hint);
+                    return None;
+                }
                 Some(Some(c))
             }
             Err(e) => {
@@ -238,6 +245,86 @@ pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Detector>, Vec<Playboo
         playbooks.into_iter().map(|(p, ..)| p).collect(),
         findings,
     )
+}
+
+/// Sample incidents a condition is tried on: an empty one and a full one
+/// (both sides of `&&` and `||` get evaluated in one or the other).
+fn sample_contexts() -> Vec<EvalContext> {
+    let empty = EvalContext::default();
+    let mut full = EvalContext::default();
+    full.signal.name = "crash_loop".into();
+    full.signal.value = 3.0;
+    full.signal.severity = "high".into();
+    full.signal.age_seconds = 60;
+    full.target.reference = "Pod/shop/api-1".into();
+    full.target.kind = "Pod".into();
+    full.target.namespace = "shop".into();
+    full.target.name = "api-1".into();
+    full.target.node = "node-a".into();
+    full.target.owner.kind = "Deployment".into();
+    full.target.owner.namespace = "shop".into();
+    full.target.owner.name = "api".into();
+    full.target.owner.replicas = 3;
+    full.target.owner.deployed_ago_seconds = Some(600);
+    full.incident.id = "inc-1".into();
+    full.incident.severity = "high".into();
+    full.incident.signals = 1;
+    vec![empty, full]
+}
+
+/// The fields each variable has, for "did you mean".
+const FIELDS: &[&str] = &[
+    "name",
+    "value",
+    "severity",
+    "labels",
+    "ageSeconds",
+    "ref",
+    "kind",
+    "namespace",
+    "node",
+    "owner",
+    "replicas",
+    "deployedAgoSeconds",
+    "id",
+    "signals",
+    "rootCause",
+];
+
+/// The first failure of `c` on the sample incidents, as (message, hint).
+/// A missing key under `labels` is not one: labels differ per series.
+fn sample_failure(c: &Condition, source: &str) -> Option<(String, String)> {
+    for ctx in sample_contexts() {
+        let Err(e) = c.eval(&ctx) else { continue };
+        let text = e.to_string();
+        if let Some(key) = text
+            .split("No such key: ")
+            .nth(1)
+            .map(|k| k.trim().trim_matches('"'))
+        {
+            if source.contains(&format!("labels.{key}"))
+                || source.contains(&format!("labels[\"{key}\"]"))
+                || source.contains(&format!("labels['{key}']"))
+            {
+                continue;
+            }
+            let near = FIELDS
+                .iter()
+                .min_by_key(|f| crate::act::catalog::edit_distance(key, f))
+                .filter(|f| crate::act::catalog::edit_distance(key, f) <= 2)
+                .map(|f| format!("did you mean `{f}`?"))
+                .unwrap_or_else(|| format!("fields: {}", FIELDS.join(", ")));
+            return Some((
+                format!("`{source}` reads `{key}`, which no incident has"),
+                near,
+            ));
+        }
+        return Some((
+            text,
+            "conditions are CEL over signal, target and incident; deployedWithin takes a duration such as '1h'".into(),
+        ));
+    }
+    None
 }
 
 /// Why `action` cannot work on a signal about an object of `kind`, if it
@@ -655,6 +742,40 @@ mod tests {
                 "spec.steps[1].action: `capture_logs` works on a pod; `n` fires on a Node: this step could never run",
                 "spec.rollback[0].action: `rollout_undo` works on a workload (the signal's, or its pod's owner); `n` fires on a Node: this step could never run",
             ]
+        );
+    }
+
+    #[test]
+    fn conditions_that_would_fail_on_an_incident_are_errors() {
+        let with_when = |when: &str| {
+            lint(&format!(
+                "apiVersion: medic.dev/v1alpha1\nkind: Playbook\nmetadata: {{name: p}}\nspec:\n  trigger: {{signal: d, when: '{}'}}\n  maxAutonomousRisk: none\n  steps: [{{action: escalate, risk: none, params: {{reason: x}}}}]\n  rollback: []\n",
+                when.replace('\'', "''")
+            ))
+            .into_iter()
+            .filter(|f| f.level == FindingLevel::Error)
+            .map(|f| format!("{} (hint: {})", f.message, f.hint.unwrap_or_default()))
+            .collect::<Vec<_>>()
+        };
+        let one = |when: &str| {
+            let errors = with_when(when);
+            assert_eq!(errors.len(), 1, "{when}: {errors:?}");
+            errors[0].clone()
+        };
+        assert_eq!(
+            one("signal.valeu >= 1"),
+            "`signal.valeu >= 1` reads `valeu`, which no incident has (hint: did you mean `value`?)"
+        );
+        assert!(one("signal.value > \"abc\"").contains("no matching overload"));
+        assert!(one("signal.value").contains("not a bool"));
+        assert!(
+            one("target.owner.deployedWithin(\"1 hour\")").contains("invalid duration `1 hour`")
+        );
+        // Labels differ per series: reading one is fine.
+        assert!(with_when("signal.labels.container == 'app'").is_empty());
+        assert!(
+            with_when("target.owner.kind == 'Deployment' && target.owner.deployedWithin('1h')")
+                .is_empty()
         );
     }
 
