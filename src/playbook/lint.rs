@@ -148,6 +148,8 @@ pub(super) enum Parsed {
 pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Detector>, Vec<Playbook>, Vec<Finding>) {
     let mut detectors = Vec::new();
     let mut playbooks: Vec<(Playbook, String, usize, Positions)> = Vec::new();
+    // Where each detector was first defined, to name both places of a duplicate.
+    let mut detector_at: Vec<(String, String, usize)> = Vec::new();
     let mut findings = Vec::new();
     for (file, text) in sources {
         for doc in split_documents(text) {
@@ -159,20 +161,31 @@ pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Detector>, Vec<Playboo
             };
             match parse_document(&mut linter, &doc.text) {
                 Some(Parsed::Detector(d)) => {
-                    if detectors.iter().any(|x: &Detector| x.name == d.name) {
+                    if let Some((_, first_file, first_line)) =
+                        detector_at.iter().find(|(n, ..)| *n == d.name)
+                    {
                         linter.error(
                             "metadata.name",
-                            format!("detector `{}` is defined twice", d.name),
+                            format!(
+                                "detector `{}` is defined twice: first at {first_file}:{first_line}",
+                                d.name
+                            ),
                         );
                     } else {
+                        detector_at.push((d.name.clone(), file.clone(), doc.first_line));
                         detectors.push(d);
                     }
                 }
                 Some(Parsed::Playbook(p)) => {
-                    if playbooks.iter().any(|(x, ..)| x.name == p.name) {
+                    if let Some((_, first_file, first_line, _)) =
+                        playbooks.iter().find(|(x, ..)| x.name == p.name)
+                    {
                         linter.error(
                             "metadata.name",
-                            format!("playbook `{}` is defined twice", p.name),
+                            format!(
+                                "playbook `{}` is defined twice: first at {first_file}:{first_line}",
+                                p.name
+                            ),
                         );
                     } else {
                         playbooks.push((p, file.clone(), doc.first_line, linter.positions));
