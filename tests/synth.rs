@@ -116,3 +116,39 @@ fn a_bad_scenario_names_its_file_line_and_field() {
     assert!(err.starts_with("s.yaml:"), "{err}");
     assert!(err.contains("memroy"), "{err}");
 }
+
+#[test]
+fn scaling_up_from_zero_and_odd_scenarios_give_a_fixture_not_a_panic() {
+    let scenario = Scenario::parse(
+        r#"name: t
+interval: 30s
+duration: 20m
+nodes: [n1]
+workloads:
+  - name: shop/api
+    replicas: 1
+    memory: {limitMi: 100, steady: 0.5}
+    events:
+      - {at: 2m, scale: 0}
+      - {at: 5m, scale: 2}
+      - {at: 6m, oom: 7}
+      - {at: 7m, scrapeGap: 9, for: 1m}
+  - name: batch/job
+    kind: CronJob
+    memory: {limitMi: 100, steady: 0.5}
+    schedule: {every: 0s, runs: 0s}
+"#,
+        "t.yaml",
+    )
+    .unwrap();
+    let text = render(&scenario, "t.yaml").unwrap();
+    let loaded = Loaded::parse(&text, "t.yaml").unwrap();
+    let pods = loaded
+        .series
+        .iter()
+        .filter(|s| {
+            s.name == "container_memory_working_set_bytes" && s.labels["namespace"] == "shop"
+        })
+        .count();
+    assert_eq!(pods, 3, "the first pod, then two new ones");
+}

@@ -281,7 +281,15 @@ pub fn plan(scenario: &Scenario, steps: usize, noise: Noise) -> Cluster {
                 format!("{} -> {n} replicas", alive.len()),
             ));
             if n > alive.len() {
-                let owner = p.pods[alive[0]].owner.clone();
+                // Scaling up from nothing: the workload's newest owner.
+                let owner = match alive.first() {
+                    Some(&i) => p.pods[i].owner.clone(),
+                    None => match (wl.kind, versions[w].0.last()) {
+                        (Kind::StatefulSet, _) => ("StatefulSet".into(), short.to_string()),
+                        (_, Some((hash, ..))) => ("ReplicaSet".into(), format!("{short}-{hash}")),
+                        _ => ("ReplicaSet".into(), format!("{short}-{}", p.noise.token(5))),
+                    },
+                };
                 for _ in alive.len()..n {
                     let name = format!("{}-{}", owner.1, p.noise.token(5));
                     p.start_pod(w, name, owner.clone(), step, false);
