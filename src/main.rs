@@ -119,6 +119,7 @@ enum Command {
         /// Detector and playbook files or directories, laid over the built-in ones.
         #[arg(long = "playbooks")]
         playbooks: Vec<PathBuf>,
+        /// Print the explanation as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -139,6 +140,7 @@ enum Command {
         /// Sample spacing (default: the most common spacing in the data).
         #[arg(long)]
         interval: Option<String>,
+        /// The fixture's name.
         #[arg(long, default_value = "recorded incident")]
         name: String,
         /// Also read the pods, nodes and workloads the series name (and
