@@ -314,6 +314,17 @@ fn apply(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError>
     }
 }
 
+/// As a merge patch's `null` for an annotation does.
+fn remove_annotation(o: &mut ClusterObject, key: &str) {
+    if let Some(Value::Mapping(a)) = o
+        .value
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+    {
+        a.remove(key);
+    }
+}
+
 /// As the API server applies `hpa_max`'s merge patch.
 fn hpa_max(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError> {
     expect_kind(req, &["HorizontalPodAutoscaler"])?;
@@ -329,13 +340,7 @@ fn hpa_max(state: &mut State, req: &ActionRequest) -> Result<String, ClusterErro
     .map_err(|reason| refused(req, reason))?;
     h.set(&["spec", "maxReplicas"], Value::from(change.to));
     if change.restoring {
-        if let Some(Value::Mapping(a)) = h
-            .value
-            .get_mut("metadata")
-            .and_then(|m| m.get_mut("annotations"))
-        {
-            a.remove(super::hpa_max::ANNOTATION);
-        }
+        remove_annotation(h, super::hpa_max::ANNOTATION);
     } else {
         h.set(
             &["metadata", "annotations", super::hpa_max::ANNOTATION],
@@ -395,13 +400,7 @@ fn memory_limit(state: &mut State, req: &ActionRequest) -> Result<String, Cluste
     }
     let key = super::memory_limit::annotation(&change.container);
     if change.restoring {
-        if let Some(Value::Mapping(a)) = d
-            .value
-            .get_mut("metadata")
-            .and_then(|m| m.get_mut("annotations"))
-        {
-            a.remove(key.as_str());
-        }
+        remove_annotation(d, &key);
     } else {
         d.set(
             &["metadata", "annotations", &key],
@@ -427,32 +426,42 @@ fn scale(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError>
     ))
 }
 
-/// As `kubectl rollout undo`: copy the previous revision's pod template into
-/// the Deployment and make that ReplicaSet the newest revision.
-/// As `kubectl rollout undo` on a StatefulSet or DaemonSet: the pod
-/// template of the ControllerRevision before the newest one.
-fn revision_undo(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError> {
+/// The newest and the previous revision of the target's history: the
+/// `holder` objects (ReplicaSets, ControllerRevisions) it controls in its
+/// namespace, numbered by `number`.
+fn last_two_revisions(
+    state: &State,
+    req: &ActionRequest,
+    holder: &str,
+    number: impl Fn(&ClusterObject) -> Option<i64>,
+) -> Result<(i64, i64, ObjectRef), ClusterError> {
     let ns = req.target.namespace.clone().unwrap_or_default();
     let mut revisions: Vec<(i64, ObjectRef)> = state
         .objects
         .values()
-        .filter(|o| {
-            o.reference.is("ControllerRevision")
-                && o.reference.namespace.as_deref() == Some(ns.as_str())
-        })
+        .filter(|o| o.reference.is(holder) && o.reference.namespace.as_deref() == Some(ns.as_str()))
         .filter(|o| {
             o.controller()
                 .is_some_and(|(k, n)| k == req.target.kind && n == req.target.name)
         })
-        .filter_map(|o| Some((o.get(&["revision"])?.as_i64()?, o.reference.clone())))
+        .filter_map(|o| Some((number(o)?, o.reference.clone())))
         .collect();
     revisions.sort();
-    let (Some((current, _)), Some((previous, prev))) = (
+    match (
         revisions.last().cloned(),
         revisions.iter().rev().nth(1).cloned(),
-    ) else {
-        return Err(refused(req, "no previous revision to roll back to"));
-    };
+    ) {
+        (Some((current, _)), Some((previous, prev))) => Ok((current, previous, prev)),
+        _ => Err(refused(req, "no previous revision to roll back to")),
+    }
+}
+
+/// As `kubectl rollout undo` on a StatefulSet or DaemonSet: the pod
+/// template of the ControllerRevision before the newest one.
+fn revision_undo(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError> {
+    let (current, previous, prev) = last_two_revisions(state, req, "ControllerRevision", |o| {
+        o.get(&["revision"])?.as_i64()
+    })?;
     let template = state
         .objects
         .get(&prev)
@@ -476,6 +485,8 @@ fn revision_undo(state: &mut State, req: &ActionRequest) -> Result<String, Clust
     ))
 }
 
+/// As `kubectl rollout undo`: copy the previous revision's pod template into
+/// the Deployment and make that ReplicaSet the newest revision.
 fn rollout_undo(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError> {
     if req.target.is("StatefulSet") || req.target.is("DaemonSet") {
         return revision_undo(state, req);
@@ -491,26 +502,9 @@ fn rollout_undo(state: &mut State, req: &ActionRequest) -> Result<String, Cluste
             "the Deployment is paused; resume it before rolling back",
         ));
     }
-    let ns = req.target.namespace.clone().unwrap_or_default();
-    let mut revisions: Vec<(i64, ObjectRef)> = state
-        .objects
-        .values()
-        .filter(|o| {
-            o.reference.is("ReplicaSet") && o.reference.namespace.as_deref() == Some(ns.as_str())
-        })
-        .filter(|o| {
-            o.controller()
-                .is_some_and(|(k, n)| k == "Deployment" && n == req.target.name)
-        })
-        .filter_map(|o| Some((o.annotation(REVISION)?.parse().ok()?, o.reference.clone())))
-        .collect();
-    revisions.sort();
-    let (Some((current, _)), Some((previous, prev_rs))) = (
-        revisions.last().cloned(),
-        revisions.iter().rev().nth(1).cloned(),
-    ) else {
-        return Err(refused(req, "no previous revision to roll back to"));
-    };
+    let (current, previous, prev_rs) = last_two_revisions(state, req, "ReplicaSet", |o| {
+        o.annotation(REVISION)?.parse().ok()
+    })?;
     let template = state
         .objects
         .get(&prev_rs)
