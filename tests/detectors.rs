@@ -5,6 +5,19 @@ use medic::replay::series::to_openmetrics;
 use medic::replay::{Loaded, PrometheusServer};
 use std::path::Path;
 
+/// `medic detectors --prometheus URL`, run as a user would.
+async fn detectors_against(url: &str) -> std::process::Output {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["detectors", "--prometheus", &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn says_which_detectors_are_blind_and_what_they_miss() {
     // A recorded leak: cAdvisor, kube-state-metrics limits and node-exporter
@@ -32,15 +45,7 @@ async fn says_which_detectors_are_blind_and_what_they_miss() {
     let server = PrometheusServer::start(&om, loaded.start + shift)
         .await
         .unwrap();
-    let url = server.url().to_string();
-    let o = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
-            .args(["detectors", "--prometheus", &url])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let o = detectors_against(server.url()).await;
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(
         o.status.code(),
@@ -93,15 +98,7 @@ async fn a_prometheus_where_no_detector_can_fire_exits_1() {
         .collect::<String>()
         + "# EOF\n";
     let server = PrometheusServer::start(&om, now - 60).await.unwrap();
-    let url = server.url().to_string();
-    let o = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
-            .args(["detectors", "--prometheus", &url])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let o = detectors_against(server.url()).await;
     assert_eq!(
         o.status.code(),
         Some(1),

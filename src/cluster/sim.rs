@@ -456,6 +456,29 @@ fn last_two_revisions(
     }
 }
 
+/// Records a rollback as a change (what replay shows of it) and says it.
+fn rolled_back(
+    state: &mut State,
+    req: &ActionRequest,
+    current: i64,
+    previous: i64,
+    to: &ObjectRef,
+) -> String {
+    state.changes.push(ChangeEvent {
+        at: req.at,
+        kind: "rollback".into(),
+        object: req.target.clone(),
+        message: format!(
+            "rolled back to revision {previous} by medic ({})",
+            req.incident
+        ),
+    });
+    format!(
+        "rolled back {} from revision {current} to {previous} ({})",
+        req.target, to.name
+    )
+}
+
 /// As `kubectl rollout undo` on a StatefulSet or DaemonSet: the pod
 /// template of the ControllerRevision before the newest one.
 fn revision_undo(state: &mut State, req: &ActionRequest) -> Result<String, ClusterError> {
@@ -470,19 +493,7 @@ fn revision_undo(state: &mut State, req: &ActionRequest) -> Result<String, Clust
     if let Some(o) = state.objects.get_mut(&req.target) {
         o.set(&["spec", "template"], template);
     }
-    state.changes.push(ChangeEvent {
-        at: req.at,
-        kind: "rollback".into(),
-        object: req.target.clone(),
-        message: format!(
-            "rolled back to revision {previous} by medic ({})",
-            req.incident
-        ),
-    });
-    Ok(format!(
-        "rolled back {} from revision {current} to {previous} ({})",
-        req.target, prev.name
-    ))
+    Ok(rolled_back(state, req, current, previous, &prev))
 }
 
 /// As `kubectl rollout undo`: copy the previous revision's pod template into
@@ -532,19 +543,7 @@ fn rollout_undo(state: &mut State, req: &ActionRequest) -> Result<String, Cluste
             Value::from(next.to_string()),
         );
     }
-    state.changes.push(ChangeEvent {
-        at: req.at,
-        kind: "rollback".into(),
-        object: req.target.clone(),
-        message: format!(
-            "rolled back to revision {previous} by medic ({})",
-            req.incident
-        ),
-    });
-    Ok(format!(
-        "rolled back {} from revision {current} to {previous} ({})",
-        req.target, prev_rs.name
-    ))
+    Ok(rolled_back(state, req, current, previous, &prev_rs))
 }
 
 #[cfg(test)]

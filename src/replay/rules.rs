@@ -80,9 +80,15 @@ struct RawRule {
     annotations: std::collections::BTreeMap<String, String>,
 }
 
-/// Every alerting rule, in file order (recording rules left out). The files
-/// are built in and checked by a test, so a parse failure here is a bug.
-pub fn all() -> Vec<Rule> {
+/// Every alerting rule, in file order (recording rules left out), parsed
+/// once: every fixture load and every race reads them. The files are built
+/// in and checked by a test, so a parse failure here is a bug.
+pub fn all() -> &'static [Rule] {
+    static RULES: std::sync::OnceLock<Vec<Rule>> = std::sync::OnceLock::new();
+    RULES.get_or_init(parse_all)
+}
+
+fn parse_all() -> Vec<Rule> {
     let mut out = Vec::new();
     for (file, text) in FILES {
         let Ok(manifest) = serde_yaml::from_str::<Manifest>(text) else {
@@ -124,7 +130,7 @@ pub async fn fires_at(
     step: i64,
 ) -> Result<Option<Timestamp>, MetricsError> {
     let mut first: Option<Timestamp> = None;
-    for rule in all().into_iter().filter(|r| r.alert == name) {
+    for rule in all().iter().filter(|r| r.alert == name) {
         let ranges = metrics.range(&rule.expr, start, end, step).await?;
         // Each series pends from its first sample in a run of consecutive
         // evaluations and fires once the run is `for` long.

@@ -63,8 +63,9 @@ pub fn coverage(rule: &Rule, library: &Library) -> Coverage {
 pub fn markdown(library: &Library) -> String {
     let mut seen = std::collections::BTreeSet::new();
     let all: Vec<Rule> = rules::all()
-        .into_iter()
+        .iter()
         .filter(|r| seen.insert(r.alert.clone()))
+        .cloned()
         .collect();
     let rows: Vec<(Rule, Coverage)> = all
         .into_iter()
