@@ -103,7 +103,7 @@ impl PrometheusServer {
     ) -> Result<Self, PrometheusError> {
         let promtool = locate("promtool", "MEDIC_PROMTOOL")?;
         let prometheus = locate("prometheus", "MEDIC_PROMETHEUS")?;
-        let dir = tempfile::Builder::new().prefix("medic-replay-").tempdir()?;
+        let mut dir = tempfile::Builder::new().prefix("medic-replay-").tempdir()?;
         let data = dir.path().join("data");
         // A large input is split by series and backfilled by one promtool per
         // core: their blocks overlap in time, which Prometheus merges.
@@ -138,27 +138,46 @@ impl PrometheusServer {
         }
         let config = dir.path().join("prometheus.yml");
         tokio::fs::write(&config, "global:\n  scrape_interval: 1m\n").await?;
-        let port = free_port()?;
-        let log = std::fs::File::create(dir.path().join("prometheus.log"))?;
-        let child = Command::new(&prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", data.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            // Retention counts back from the newest block, and fixture data
-            // is old: keep everything.
-            .arg("--storage.tsdb.retention.time=100y")
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()?;
-        let mut server = PrometheusServer {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        server.wait_ready(probe_at).await?;
-        Ok(server)
+        // The port is free when picked but another process (a parallel
+        // test, say) may take it before Prometheus binds: pick again.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let port = free_port()?;
+            let log = std::fs::File::create(dir.path().join("prometheus.log"))?;
+            let child = Command::new(&prometheus)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.tsdb.path={}", data.display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                // Retention counts back from the newest block, and fixture
+                // data is old: keep everything.
+                .arg("--storage.tsdb.retention.time=100y")
+                .arg("--log.level=warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(log))
+                .kill_on_drop(true)
+                .spawn()?;
+            let mut server = PrometheusServer {
+                child,
+                url: format!("http://127.0.0.1:{port}"),
+                _dir: dir,
+            };
+            match server.wait_ready(probe_at).await {
+                Ok(()) => return Ok(server),
+                Err(PrometheusError::NotReady(msg))
+                    if tries < 5 && msg.contains("address already in use") =>
+                {
+                    dir = server.into_dir();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Stops the server and hands back its directory for another start.
+    fn into_dir(mut self) -> tempfile::TempDir {
+        let _ = self.child.start_kill();
+        self._dir
     }
 
     pub fn url(&self) -> &str {
@@ -195,8 +214,27 @@ impl PrometheusServer {
     }
 }
 
-/// A loopback port free now (for a child server to listen on).
+/// A loopback port free now, for a child server to listen on.
+///
+/// Picked below the kernel's ephemeral range (32768 and up on Linux), where
+/// the outgoing connections of everything else on the machine take their
+/// ports: a port picked there can be taken by a client before the child
+/// binds it.
 pub fn free_port() -> std::io::Result<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    const LOW: u64 = 20_000;
+    const SPAN: u64 = 12_000;
+    for attempt in 0..200u64 {
+        // RandomState is seeded per process: two test binaries start their
+        // searches at different places.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(attempt);
+        h.write_u32(std::process::id());
+        let port = u16::try_from(LOW + h.finish() % SPAN).unwrap_or(20_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }

@@ -53,11 +53,7 @@ impl Drop for Killed {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    medic::replay::free_port().unwrap()
 }
 
 /// Serves `kube_pod_container_status_restarts_total` for pod shop/api-7c9-x

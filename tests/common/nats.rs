@@ -1,7 +1,6 @@
 //! A real nats-server with JetStream for the tests, started on a free
 //! loopback port (scripts/install-deps puts a 2.10 build in .tools/bin).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,11 +28,7 @@ pub struct NatsServer {
 impl NatsServer {
     pub fn start() -> Option<NatsServer> {
         let bin = nats_binary()?;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = medic::replay::free_port().unwrap();
         let mut s = NatsServer {
             bin,
             port,
