@@ -393,7 +393,7 @@ fn user_playbooks_are_laid_over_the_built_in_ones() {
     // One playbook on a built-in detector, and a kustomization beside it.
     std::fs::write(
         mine.join("crash.yaml"),
-        "apiVersion: medic.dev/v1alpha1\nkind: Playbook\nmetadata: {name: my-crash-loop}\nspec:\n  trigger: {signal: crash_loop}\n  maxAutonomousRisk: none\n  steps: [{action: escalate, risk: none, params: {reason: call the owner}}]\n  rollback: []\n",
+        "apiVersion: medic.dev/v1alpha1\nkind: Playbook\nmetadata: {name: my-leak}\nspec:\n  trigger: {signal: memory_leak}\n  maxAutonomousRisk: none\n  steps: [{action: escalate, risk: none, params: {reason: call the owner}}]\n  rollback: []\n",
     )
     .unwrap();
     std::fs::write(mine.join("kustomization.yaml"), "resources: [crash.yaml]\n").unwrap();
@@ -409,11 +409,11 @@ fn user_playbooks_are_laid_over_the_built_in_ones() {
         "{}",
         stdout(&o)
     );
-    // Alone, it names a detector nobody defines.
+    // Alone, it names a detector nobody defines (and no alert raises).
     let o = medic(&["lint", "--no-builtin", path]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stdout(&o).contains("no detector named `crash_loop`"),
+        stdout(&o).contains("no detector named `memory_leak`"),
         "{}",
         stdout(&o)
     );

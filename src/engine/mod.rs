@@ -1137,4 +1137,88 @@ mod tests {
         assert_eq!(e.incidents.len(), 1, "correlated on the last view");
         assert!(e.incidents[0].actions.is_empty());
     }
+
+    /// node-exporter's alert as Alertmanager sends it: the exporter's own
+    /// pod and namespace, `instance` relabelled to the node's name.
+    #[tokio::test]
+    async fn a_failing_raid_is_escalated_on_its_node_and_cordoned_only_once_a_person_approves() {
+        let objects = [
+            "{apiVersion: v1, kind: Node, metadata: {name: n1}}",
+            "{apiVersion: v1, kind: Node, metadata: {name: n2}}",
+            "{apiVersion: v1, kind: Node, metadata: {name: n3}}",
+            "{apiVersion: v1, kind: Pod, metadata: {name: node-exporter-x, namespace: monitoring, ownerReferences: [{kind: DaemonSet, name: node-exporter, controller: true}]}, spec: {nodeName: n1}}",
+        ]
+        .iter()
+        .map(|y| crate::cluster::ClusterObject::from_value(serde_yaml::from_str(y).unwrap()).unwrap())
+        .collect();
+        let cluster = Arc::new(SimCluster::new(objects, vec![]));
+        let config = Config {
+            mode: crate::config::Mode::Enforce,
+            approvals: crate::escalate::ApprovalConfig {
+                approvers: vec!["alice".into()],
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        let mut e = Engine::new(
+            config,
+            Library::embedded().unwrap(),
+            Topology::default(),
+            cluster.clone(),
+            Arc::new(PrometheusMetrics::new("http://127.0.0.1:9").unwrap()),
+            Arc::new(MemoryEscalator::default()),
+        );
+        let payload: crate::signal::WebhookPayload = serde_json::from_str(
+            r#"{"version": "4", "alerts": [{"status": "firing", "fingerprint": "raid", "labels": {
+                "alertname": "NodeRAIDDegraded", "device": "md0", "severity": "critical",
+                "job": "node-exporter", "namespace": "monitoring", "pod": "node-exporter-x",
+                "instance": "n1", "container": "kube-rbac-proxy"}}]}"#,
+        )
+        .unwrap();
+        let (events, skipped) = crate::signal::from_webhook(&payload, 100).unwrap();
+        assert!(skipped.is_empty());
+        e.tick(90, &BTreeMap::new()).await;
+        assert_eq!(e.ingest_alerts(events), 1);
+        for at in [130, 160, 190] {
+            e.tick(at, &BTreeMap::new()).await;
+        }
+        let inc = &e.incidents[0];
+        assert_eq!(
+            inc.root_cause().map(ToString::to_string),
+            Some("Node/n1".into())
+        );
+        assert!(cluster.performed().is_empty(), "nothing before an approval");
+        let pending = e.approvals().pending(190).await.unwrap();
+        assert_eq!(pending.len(), 1, "the gate waits for a person");
+        assert_eq!(pending[0].playbook, "node-degraded");
+        let id = inc.id.clone();
+        e.approvals()
+            .answer(
+                &id,
+                pending[0].step,
+                crate::escalate::Answer {
+                    approved: true,
+                    by: "alice".into(),
+                    at: 200,
+                    via: "cli".into(),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        for at in [220, 250] {
+            e.tick(at, &BTreeMap::new()).await;
+        }
+        let done: Vec<(String, String)> = cluster
+            .performed()
+            .iter()
+            .map(|r| (r.action.to_string(), r.target.to_string()))
+            .collect();
+        assert_eq!(
+            done,
+            [("cordon_node".to_string(), "Node/n1".to_string())],
+            "{:#?}",
+            e.incidents[0].timeline
+        );
+    }
 }

@@ -47,6 +47,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../playbooks/job-failed.yaml"),
     ),
     (
+        "node-degraded.yaml",
+        include_str!("../../playbooks/node-degraded.yaml"),
+    ),
+    (
+        "pod-not-ready.yaml",
+        include_str!("../../playbooks/pod-not-ready.yaml"),
+    ),
+    (
         "hpa-maxed-out.yaml",
         include_str!("../../playbooks/hpa-maxed-out.yaml"),
     ),

@@ -198,9 +198,12 @@ pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Detector>, Vec<Playboo
             findings.append(&mut linter.findings);
         }
     }
-    // Cross-document: a trigger on a detector that does not exist never fires.
+    // Cross-document: a trigger on a signal nothing raises never fires.
+    // Signals come from detectors and from Alertmanager (kube-prometheus
+    // alerts medic maps onto its own signals, or under their own names).
     for (p, file, first_line, positions) in &playbooks {
-        if !detectors.iter().any(|d| d.name == p.spec.trigger.signal) {
+        let signal = p.spec.trigger.signal.as_str();
+        if !detectors.iter().any(|d| d.name == signal) && !crate::signal::raised_by_alerts(signal) {
             let pos = positions.locate("spec.trigger.signal");
             let known: Vec<&str> = detectors.iter().map(|d| d.name.as_str()).collect();
             findings.push(Finding {
@@ -209,7 +212,10 @@ pub fn lint_sources(sources: &[(String, String)]) -> (Vec<Detector>, Vec<Playboo
                 line: pos.map_or(*first_line, |p| p.line + first_line - 1),
                 column: pos.map_or(1, |p| p.column),
                 field: "spec.trigger.signal".into(),
-                message: format!("no detector named `{}`", p.spec.trigger.signal),
+                message: format!(
+                    "no detector named `{}`, and no kube-prometheus alert raises it",
+                    p.spec.trigger.signal
+                ),
                 hint: Some(format!("known detectors: {}", known.join(", "))),
                 snippet: None,
             });
@@ -820,8 +826,18 @@ mod tests {
         assert_eq!(findings.len(), 1);
         assert_eq!(
             findings[0].to_string().lines().next().unwrap(),
-            "p.yaml:5:13: error: spec.trigger.signal: no detector named `nope` (hint: known detectors: d)"
+            "p.yaml:5:13: error: spec.trigger.signal: no detector named `nope`, and no kube-prometheus alert raises it (hint: known detectors: d)"
         );
+    }
+
+    #[test]
+    fn a_trigger_on_a_signal_only_alerts_raise_is_fine() {
+        for signal in ["node_degraded", "KubeQuotaExceeded"] {
+            let findings = lint(&format!(
+                "apiVersion: medic.dev/v1alpha1\nkind: Playbook\nmetadata: {{name: p}}\nspec:\n  trigger: {{signal: {signal}}}\n  maxAutonomousRisk: none\n  steps: [{{action: escalate, risk: none, params: {{reason: r}}}}]\n"
+            ));
+            assert!(findings.is_empty(), "{signal}: {findings:?}");
+        }
     }
 
     #[test]

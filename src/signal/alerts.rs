@@ -45,13 +45,19 @@ fn severity(labels: &BTreeMap<String, String>) -> Severity {
 
 /// kube-prometheus alerts that are one of medic's own signals under
 /// another name: the alert raises that signal, so the shipped playbooks
-/// answer it. KubeNodePressure is mapped by its `condition` label.
+/// answer it. Alerts mapped by a label are in [`BY_LABEL`].
 pub const KUBE_PROMETHEUS_SIGNALS: &[(&str, &str)] = &[
     ("KubePodCrashLooping", "crash_loop"),
+    ("KubePodNotReady", "pod_not_ready"),
     ("KubeContainerWaiting", "container_cannot_start"),
     ("KubeDeploymentRolloutStuck", "rollout_stuck"),
     ("KubeDaemonSetRolloutStuck", "rollout_stuck"),
     ("KubeStatefulSetUpdateNotRolledOut", "rollout_stuck"),
+    // Fewer available replicas than wanted for 15 minutes: after a deploy
+    // that is a rollout that did not finish; otherwise the playbook only
+    // escalates.
+    ("KubeDeploymentReplicasMismatch", "rollout_stuck"),
+    ("KubeStatefulSetReplicasMismatch", "rollout_stuck"),
     ("KubeNodeNotReady", "node_not_ready"),
     ("KubeNodeUnreachable", "node_not_ready"),
     ("KubeNodeReadinessFlapping", "node_not_ready"),
@@ -67,21 +73,87 @@ pub const KUBE_PROMETHEUS_SIGNALS: &[(&str, &str)] = &[
     ("NodeFilesystemAlmostOutOfFiles", "disk_pressure"),
     ("NodeMemoryHighUtilization", "node_memory_pressure"),
     ("NodeMemoryMajorPagesFaults", "node_memory_pressure"),
+    // Hardware, network and clock faults of a node: nothing medic can
+    // repair, but a person may want new pods kept off it.
+    ("NodeRAIDDegraded", "node_degraded"),
+    ("NodeRAIDDiskFailure", "node_degraded"),
+    ("NodeNetworkReceiveErrs", "node_degraded"),
+    ("NodeNetworkTransmitErrs", "node_degraded"),
+    ("NodeNetworkInterfaceFlapping", "node_degraded"),
+    ("NodeBondingDegraded", "node_degraded"),
+    ("NodeClockSkewDetected", "node_degraded"),
+    ("NodeClockNotSynchronising", "node_degraded"),
 ];
+
+/// (label value prefix, signal) pairs.
+type Prefixes = &'static [(&'static str, &'static str)];
+
+/// Alerts whose signal depends on one of their labels: (alert, label,
+/// [(value prefix, signal)]). Other values keep the alert's own name.
+pub const BY_LABEL: &[(&str, &str, Prefixes)] = &[
+    (
+        "KubeNodePressure",
+        "condition",
+        &[
+            ("MemoryPressure", "node_memory_pressure"),
+            ("DiskPressure", "disk_pressure"),
+        ],
+    ),
+    // The kubelet's eviction signals: memory.available, nodefs.available,
+    // nodefs.inodesFree, imagefs.available, imagefs.inodesFree, pid.available.
+    (
+        "KubeNodeEviction",
+        "eviction_signal",
+        &[
+            ("memory.", "node_memory_pressure"),
+            ("nodefs.", "disk_pressure"),
+            ("imagefs.", "disk_pressure"),
+        ],
+    ),
+];
+
+/// Every medic signal an alert can raise, whatever its labels.
+pub fn signals_of(alert: &str) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = KUBE_PROMETHEUS_SIGNALS
+        .iter()
+        .filter(|(a, _)| *a == alert)
+        .map(|(_, s)| *s)
+        .collect();
+    for (a, _, values) in BY_LABEL {
+        if *a == alert {
+            for (_, s) in values.iter() {
+                if !out.contains(s) {
+                    out.push(s);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether an Alertmanager alert can raise this signal: one of medic's own
+/// that an alert maps onto, or a kube-prometheus alert's own name.
+pub fn raised_by_alerts(signal: &str) -> bool {
+    KUBE_PROMETHEUS_SIGNALS.iter().any(|(_, s)| *s == signal)
+        || BY_LABEL
+            .iter()
+            .any(|(_, _, values)| values.iter().any(|(_, s)| *s == signal))
+        || crate::replay::rules::all()
+            .iter()
+            .any(|r| r.alert == signal)
+}
 
 /// The signal an alert raises: medic's own for the alerts it maps, else one
 /// named after the alert.
 pub fn signal_name(labels: &BTreeMap<String, String>) -> Option<String> {
     let alert = labels.get("alertname")?;
-    if alert == "KubeNodePressure" {
-        return Some(
-            match labels.get("condition").map(String::as_str) {
-                Some("MemoryPressure") => "node_memory_pressure",
-                Some("DiskPressure") => "disk_pressure",
-                _ => alert,
-            }
-            .to_string(),
-        );
+    if let Some((_, label, values)) = BY_LABEL.iter().find(|(a, _, _)| a == alert) {
+        let value = labels.get(*label).map_or("", String::as_str);
+        let mapped = values
+            .iter()
+            .find(|(prefix, _)| value.starts_with(prefix))
+            .map_or(alert.as_str(), |(_, s)| s);
+        return Some(mapped.to_string());
     }
     Some(
         KUBE_PROMETHEUS_SIGNALS
@@ -91,6 +163,9 @@ pub fn signal_name(labels: &BTreeMap<String, String>) -> Option<String> {
             .to_string(),
     )
 }
+
+/// The `job` label of node-exporter's series in kube-prometheus.
+pub const NODE_EXPORTER_JOB: &str = "node-exporter";
 
 /// The object an alert is about, from the labels kube-prometheus uses.
 /// node-exporter's `instance` (host:port) is taken as a node's name or
@@ -115,6 +190,11 @@ fn target(labels: &BTreeMap<String, String>) -> Option<ObjectRef> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         (!host.is_empty()).then(|| ObjectRef::node(host))
     };
+    // node-exporter runs as a DaemonSet: its alerts carry the exporter's
+    // own pod and namespace, but they are about the node it runs on.
+    if labels.get("job").map(String::as_str) == Some(NODE_EXPORTER_JOB) {
+        return pick("Node", "node").or_else(instance);
+    }
     pick("Pod", "pod")
         .or_else(|| pick("Deployment", "deployment"))
         .or_else(|| pick("StatefulSet", "statefulset"))
@@ -252,6 +332,41 @@ mod tests {
         );
         assert_eq!(skipped.len(), 1, "{skipped:?}");
         assert!(skipped[0].starts_with("KubeQuotaFullyUsed"));
+    }
+
+    #[test]
+    fn evictions_follow_their_signal_and_node_exporter_alerts_their_node() {
+        let p = payload(
+            r#"{"version": "4", "alerts": [
+                {"status": "firing", "labels": {"alertname": "KubeNodeEviction", "node": "n1", "eviction_signal": "memory.available"}},
+                {"status": "firing", "labels": {"alertname": "KubeNodeEviction", "node": "n1", "eviction_signal": "imagefs.inodesFree"}},
+                {"status": "firing", "labels": {"alertname": "KubeNodeEviction", "node": "n1", "eviction_signal": "pid.available"}},
+                {"status": "firing", "labels": {"alertname": "NodeClockSkewDetected", "job": "node-exporter", "namespace": "monitoring", "pod": "node-exporter-x", "instance": "n2"}},
+                {"status": "firing", "labels": {"alertname": "NodeSystemdServiceFailed", "job": "node-exporter", "namespace": "monitoring", "pod": "node-exporter-y", "instance": "10.0.1.7:9100"}},
+                {"status": "firing", "labels": {"alertname": "KubeStatefulSetReplicasMismatch", "namespace": "data", "statefulset": "pg", "job": "kube-state-metrics"}},
+                {"status": "firing", "labels": {"alertname": "KubePodNotReady", "namespace": "shop", "pod": "api-1"}}
+            ]}"#,
+        );
+        let (events, skipped) = from_webhook(&p, 0).unwrap();
+        assert!(skipped.is_empty());
+        let got: Vec<String> = events
+            .iter()
+            .map(|e| format!("{} {}", e.signal.name, e.signal.target))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "node_memory_pressure Node/n1",
+                "disk_pressure Node/n1",
+                "KubeNodeEviction Node/n1",
+                "node_degraded Node/n2",
+                "NodeSystemdServiceFailed Node/10.0.1.7",
+                "rollout_stuck StatefulSet/data/pg",
+                "pod_not_ready Pod/shop/api-1",
+            ]
+        );
+        assert!(raised_by_alerts("node_degraded") && raised_by_alerts("KubeQuotaExceeded"));
+        assert!(!raised_by_alerts("memory_leak"));
     }
 
     #[test]

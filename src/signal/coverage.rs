@@ -2,7 +2,7 @@
 //! `reference/kube-prometheus-rules/`), with the medic signal and playbook
 //! that answer it when Alertmanager sends it to medic, or why none does.
 
-use super::alerts::KUBE_PROMETHEUS_SIGNALS;
+use super::alerts::{NODE_EXPORTER_JOB, signals_of};
 use crate::model::format_secs;
 use crate::playbook::Library;
 use crate::replay::rules::{self, Rule};
@@ -37,21 +37,34 @@ pub enum Coverage {
 }
 
 pub fn coverage(rule: &Rule, library: &Library) -> Coverage {
-    let mapped = KUBE_PROMETHEUS_SIGNALS
-        .iter()
-        .find(|(a, _)| *a == rule.alert)
-        .map(|(_, s)| s.to_string())
-        .or_else(|| (rule.alert == "KubeNodePressure").then(|| "node_memory_pressure".to_string()));
-    if let Some(signal) = mapped {
-        let playbooks: Vec<String> = library
-            .playbooks
-            .iter()
-            .filter(|p| p.spec.trigger.signal == signal)
-            .map(|p| p.name.clone())
-            .collect();
-        if !playbooks.is_empty() {
-            return Coverage::Answered { signal, playbooks };
-        }
+    let answered: Vec<(&str, Vec<String>)> = signals_of(&rule.alert)
+        .into_iter()
+        .map(|signal| {
+            let playbooks = library
+                .playbooks
+                .iter()
+                .filter(|p| p.spec.trigger.signal == signal)
+                .map(|p| p.name.clone())
+                .collect::<Vec<_>>();
+            (signal, playbooks)
+        })
+        .filter(|(_, playbooks)| !playbooks.is_empty())
+        .collect();
+    if !answered.is_empty() {
+        return Coverage::Answered {
+            signal: answered
+                .iter()
+                .map(|(s, _)| *s)
+                .collect::<Vec<_>>()
+                .join("` or `"),
+            playbooks: answered.into_iter().flat_map(|(_, p)| p).collect(),
+        };
+    }
+    // Mirrors alerts::target: node-exporter's alerts are about its node.
+    if rule.expr.contains(&format!("job=\"{NODE_EXPORTER_JOB}\"")) {
+        return Coverage::Escalated {
+            kind: "Node (by name or address)",
+        };
     }
     let names = |label: &str| rule.description.contains(&format!("$labels.{label}"));
     match OBJECT_LABELS.iter().find(|(label, _)| names(label)) {
@@ -126,6 +139,7 @@ pub fn markdown(library: &Library) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signal::alerts::{BY_LABEL, KUBE_PROMETHEUS_SIGNALS};
 
     #[test]
     fn docs_coverage_md_is_up_to_date() {
@@ -142,10 +156,13 @@ mod tests {
     fn every_mapped_alert_exists_and_its_signal_has_a_playbook() {
         let library = Library::embedded().unwrap();
         let rules = rules::all();
-        for (alert, signal) in KUBE_PROMETHEUS_SIGNALS {
+        let by_label = BY_LABEL
+            .iter()
+            .flat_map(|(a, _, values)| values.iter().map(|(_, s)| (*a, *s)));
+        for (alert, signal) in KUBE_PROMETHEUS_SIGNALS.iter().copied().chain(by_label) {
             let rule = rules
                 .iter()
-                .find(|r| r.alert == *alert)
+                .find(|r| r.alert == alert)
                 .unwrap_or_else(|| panic!("{alert} is not a kube-prometheus alert"));
             assert!(
                 matches!(coverage(rule, &library), Coverage::Answered { .. }),
@@ -168,5 +185,29 @@ mod tests {
             .find(|r| r.alert == "KubeCPUOvercommit")
             .unwrap();
         assert_eq!(coverage(quota, &library), Coverage::NotTakenIn);
+        let answered = rules
+            .iter()
+            .filter(|r| matches!(coverage(r, &library), Coverage::Answered { .. }))
+            .filter(|r| r.file.starts_with("kubernetes") || r.file.starts_with("node"))
+            .count();
+        assert!(
+            answered >= 30,
+            "{answered} kubernetes-mixin and node-exporter alerts answered"
+        );
+    }
+
+    #[test]
+    fn node_exporter_alerts_are_about_their_node() {
+        let library = Library::embedded().unwrap();
+        let systemd = rules::all()
+            .iter()
+            .find(|r| r.alert == "NodeSystemdServiceFailed")
+            .unwrap();
+        assert_eq!(
+            coverage(systemd, &library),
+            Coverage::Escalated {
+                kind: "Node (by name or address)"
+            }
+        );
     }
 }

@@ -9,7 +9,7 @@ mod observe;
 pub mod reference;
 mod tracker;
 
-pub use alerts::{AlertEvent, WebhookAlert, WebhookPayload, from_webhook};
+pub use alerts::{AlertEvent, WebhookAlert, WebhookPayload, from_webhook, raised_by_alerts};
 pub use detector::{Detector, DetectorSpec, TargetTemplate};
 pub use observe::{DetectorOutcome, Observation, anomalies, observe_at, observe_range};
 pub use tracker::{SignalEvent, SignalTracker};
