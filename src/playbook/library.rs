@@ -92,10 +92,14 @@ impl Library {
 /// kind and name of a built-in one replaces that document alone; the
 /// others are added. Returns the sources and a note per replacement.
 pub fn with_builtins(user: Vec<(String, String)>) -> (Vec<(String, String)>, Vec<String>) {
-    let mut theirs: std::collections::BTreeMap<(String, String), String> = Default::default();
+    // Each user document by its kind and name, with the file it is in.
+    let mut theirs: std::collections::BTreeMap<(String, String), (String, String)> =
+        Default::default();
     for (file, text) in &user {
-        for (kind, name) in document_keys(text) {
-            theirs.insert((kind, name), file.clone());
+        for doc in split_documents(text) {
+            if let Some(key) = document_keys(&doc).into_iter().next() {
+                theirs.insert(key, (file.clone(), doc));
+            }
         }
     }
     let mut notes = Vec::new();
@@ -105,10 +109,14 @@ pub fn with_builtins(user: Vec<(String, String)>) -> (Vec<(String, String)>, Vec
         for doc in split_documents(&text) {
             let key = document_keys(&doc).into_iter().next();
             match key.as_ref().and_then(|k| theirs.get(k).map(|by| (k, by))) {
-                Some(((kind, name), by)) => {
-                    notes.push(format!(
-                        "{by}: {kind} {name} replaces the built-in one ({file})"
-                    ));
+                Some(((kind, name), (by, mine))) => {
+                    // A copy of the built-in one (`medic builtin --out`) is
+                    // no news.
+                    if mine.trim() != doc.trim() {
+                        notes.push(format!(
+                            "{by}: {kind} {name} replaces the built-in one ({file})"
+                        ));
+                    }
                 }
                 None => kept.push(doc),
             }
@@ -165,6 +173,17 @@ fn is_yaml(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_of_the_built_ins_replaces_them_without_a_note() {
+        let (sources, notes) = with_builtins(embedded_sources());
+        assert_eq!(notes, Vec::<String>::new());
+        let library = Library::from_sources(&sources).unwrap();
+        assert_eq!(
+            library.playbooks.len(),
+            Library::embedded().unwrap().playbooks.len()
+        );
+    }
 
     #[test]
     fn a_user_document_replaces_the_built_in_of_its_name_and_the_rest_stay() {
