@@ -562,8 +562,33 @@ async fn replay_command(
 }
 
 fn lint_command(paths: Vec<PathBuf>, format: Format) -> Result<ExitCode> {
-    let sources = playbook_sources(&paths)?;
-    let (detectors, playbooks, findings) = lint_sources(&sources);
+    // Fixtures and medic.yaml files are checked as replay and `medic run`
+    // read them; the rest are detectors and playbooks.
+    let mut other = Vec::new();
+    let mut other_files = 0;
+    let mut documents = Vec::new();
+    for (file, text) in Library::read_sources(&paths)? {
+        match medic::playbook::file_kind(&text) {
+            medic::playbook::FileKind::Documents => documents.push((file, text)),
+            kind => {
+                other_files += 1;
+                other.extend(medic::playbook::lint_file(&file, &text, kind));
+            }
+        }
+    }
+    let sources = if paths.is_empty() {
+        medic::playbook::embedded_sources()
+    } else if NO_BUILTIN.get().copied().unwrap_or(false) {
+        documents
+    } else {
+        let (sources, notes) = medic::playbook::with_builtins(documents);
+        for note in notes {
+            eprintln!("note: {note}");
+        }
+        sources
+    };
+    let (detectors, playbooks, mut findings) = lint_sources(&sources);
+    findings.extend(other);
     let errors = findings
         .iter()
         .filter(|f| f.level == FindingLevel::Error)
@@ -576,7 +601,7 @@ fn lint_command(paths: Vec<PathBuf>, format: Format) -> Result<ExitCode> {
             }
             println!(
                 "{} file(s): {} detector(s), {} playbook(s), {errors} error(s), {} warning(s)",
-                sources.len(),
+                sources.len() + other_files,
                 detectors.len(),
                 playbooks.len(),
                 findings.len() - errors

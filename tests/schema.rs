@@ -50,3 +50,27 @@ fn mistakes_are_flagged() {
     assert!(!config.is_valid(&as_json("{mode: yolo}")));
     assert!(!config.is_valid(&as_json("{interval: fast}")));
 }
+
+#[test]
+fn every_bundled_fixture_validates_and_fixture_mistakes_are_flagged() {
+    let fixture = validator(SchemaKind::Fixture);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/incidents");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        let json = as_json(&std::fs::read_to_string(&path).unwrap());
+        let errors: Vec<String> = fixture.iter_errors(&json).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+        n += 1;
+    }
+    assert!(n > 50, "{n} fixtures");
+    let good = "{name: x, interval: 30s, duration: 10m, series: [], expect: {root_cause: Deployment/shop/cart}}";
+    assert!(fixture.is_valid(&as_json(good)));
+    for bad in [
+        good.replace("expect:", "expects:"),
+        good.replace("Deployment/shop/cart", "deployment"),
+        good.replace("10m", "ten minutes"),
+    ] {
+        assert!(!fixture.is_valid(&as_json(&bad)), "accepted: {bad}");
+    }
+}

@@ -81,6 +81,20 @@ impl<'de> Deserialize<'de> for ObjectRef {
     }
 }
 
+impl schemars::JsonSchema for ObjectRef {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ObjectRef".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Kind/namespace/name, or Kind/name for a cluster-scoped object (Node/node-a)",
+            "type": "string",
+            "pattern": "^[A-Z][A-Za-z]*/[^/]+(/[^/]+)?$"
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

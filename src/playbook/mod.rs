@@ -5,6 +5,7 @@ mod condition;
 mod embedded;
 mod library;
 mod lint;
+mod lint_files;
 mod model;
 mod result_labels;
 pub mod schema;
@@ -16,6 +17,7 @@ pub use condition::{
 pub use embedded::EMBEDDED;
 pub use library::{Library, LoadError, embedded_sources, with_builtins};
 pub use lint::{Finding, FindingLevel, lint_sources};
+pub use lint_files::{FileKind, file_kind, lint_file};
 pub use model::{
     Document, Metadata, OnEmpty, Playbook, PlaybookSpec, Step, StepSpec, Trigger, WaitFor,
 };

@@ -20,14 +20,17 @@ pub enum SchemaKind {
     Document,
     /// medic.yaml.
     Config,
+    /// A recorded incident replay reads.
+    Fixture,
 }
 
 impl SchemaKind {
-    pub const ALL: [SchemaKind; 4] = [
+    pub const ALL: [SchemaKind; 5] = [
         SchemaKind::Detector,
         SchemaKind::Playbook,
         SchemaKind::Document,
         SchemaKind::Config,
+        SchemaKind::Fixture,
     ];
 
     pub fn file_name(self) -> &'static str {
@@ -36,6 +39,7 @@ impl SchemaKind {
             SchemaKind::Playbook => "playbook.json",
             SchemaKind::Document => "document.json",
             SchemaKind::Config => "config.json",
+            SchemaKind::Fixture => "fixture.json",
         }
     }
 }
@@ -64,6 +68,10 @@ pub fn schema(kind: SchemaKind) -> Value {
             "medic Detector or Playbook",
         ),
         SchemaKind::Config => (generator.into_root_schema_for::<Config>(), "medic.yaml"),
+        SchemaKind::Fixture => (
+            generator.into_root_schema_for::<crate::replay::Fixture>(),
+            "medic fixture",
+        ),
     };
     let value = root.as_object_mut().map(|o| {
         o.insert("title".into(), json!(title));

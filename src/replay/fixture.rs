@@ -33,7 +33,7 @@ pub enum FixtureError {
     },
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Fixture {
     pub name: String,
@@ -55,7 +55,9 @@ pub struct Fixture {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<Timestamp>,
     pub series: Vec<SeriesSpec>,
+    /// The cluster's objects at time 0, as the API server returns them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<serde_json::Value>")]
     pub cluster: Vec<serde_yaml::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<EventSpec>,
@@ -68,9 +70,13 @@ pub struct Fixture {
     pub logs: std::collections::BTreeMap<ObjectRef, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topology: Vec<Edge>,
+    /// Detector documents used instead of the shipped ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<serde_json::Value>")]
     pub detectors: Vec<serde_yaml::Value>,
+    /// A partial medic.yaml laid over the defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub config: Option<serde_yaml::Value>,
     /// People's answers to approval requests, given at their time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -79,7 +85,7 @@ pub struct Fixture {
 }
 
 /// `approvals:` in a fixture: someone answers the request waiting at `step`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FixtureAnswer {
     pub at: Secs,
@@ -89,21 +95,21 @@ pub struct FixtureAnswer {
     pub decision: FixtureDecision,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FixtureDecision {
     Approve,
     Deny,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeriesSpec {
     pub series: String,
     pub values: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventSpec {
     /// Offset from time 0; negative is before the window.
@@ -114,14 +120,14 @@ pub struct EventSpec {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Edge {
     pub from: ObjectRef,
     pub to: ObjectRef,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// When the fault began: signals whose condition began earlier are not
@@ -158,7 +164,7 @@ pub struct Expect {
     pub resolved_after: Option<Secs>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectSignal {
     pub signal: String,
@@ -167,7 +173,7 @@ pub struct ExpectSignal {
     pub by: Option<Secs>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectNoSignal {
     pub signal: String,

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
 /// One recorded exchange: an answer, or an error the endpoint gave.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecordedAnswer {
     /// The answer object (sent as JSON text in the message content).
