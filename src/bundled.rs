@@ -15,6 +15,14 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/approved-rollback-resumes-plan.yaml"),
     ),
     (
+        "autonomy-earned-after-approvals.yaml",
+        include_str!("../fixtures/incidents/autonomy-earned-after-approvals.yaml"),
+    ),
+    (
+        "autonomy-lost-after-failed-verification.yaml",
+        include_str!("../fixtures/incidents/autonomy-lost-after-failed-verification.yaml"),
+    ),
+    (
         "cascading-slowdown-from-payments.yaml",
         include_str!("../fixtures/incidents/cascading-slowdown-from-payments.yaml"),
     ),

@@ -33,4 +33,5 @@ pub mod synth;
 pub mod telemetry;
 pub mod template;
 pub mod tls;
+pub mod trust;
 pub mod yaml;

@@ -155,6 +155,9 @@ enum Command {
     Catalog,
     /// Print what medic does with each kube-prometheus alert (Markdown; docs/coverage.md).
     Coverage,
+    /// Print the medic.yaml reference: every field, its type, default and meaning
+    /// (Markdown; docs/configuration.md).
+    Configuration,
     /// Write the built-in detectors and playbooks to a directory, to read or
     /// start your own from.
     Builtin {
@@ -235,6 +238,27 @@ enum Command {
         #[arg(long, conflicts_with = "format")]
         json: bool,
     },
+    /// Each playbook step's track record and whether it may run on its own
+    /// (earned autonomy), from the journal `medic run` keeps: the file in
+    /// its stateDir, or with `nats.url` set the JetStream stream replicas share.
+    Trust {
+        /// medic.yaml: where the journal is, and `autonomy.earn`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A journal file (journal.log) or the directory holding it, instead
+        /// of the one medic.yaml names.
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        /// The standings as of this time (RFC 3339 or unix seconds; default now).
+        #[arg(long)]
+        at: Option<String>,
+        /// A table, or json.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// The same as --format json.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -294,6 +318,21 @@ fn main() -> ExitCode {
                 json,
             } => lint_command(paths, if json { Format::Json } else { format }),
             Command::Schema { kind, write } => schema_command(kind, write),
+            Command::Trust {
+                config,
+                journal,
+                at,
+                format,
+                json,
+            } => {
+                trust_command(
+                    config,
+                    journal,
+                    at,
+                    if json { Format::Json } else { format },
+                )
+                .await
+            }
             Command::Synth { scenarios, out } => synth_command(scenarios, out),
             Command::Run {
                 config,
@@ -392,6 +431,10 @@ fn main() -> ExitCode {
                         .with_context(|| format!("cannot write {}", path.display()))?;
                     println!("wrote {}", path.display());
                 }
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Configuration => {
+                print!("{}", medic::config::reference::markdown());
                 Ok(ExitCode::SUCCESS)
             }
             Command::Coverage => {
@@ -559,6 +602,84 @@ async fn replay_command(
     } else {
         ExitCode::from(1)
     })
+}
+
+async fn trust_command(
+    config: Option<PathBuf>,
+    journal: Option<PathBuf>,
+    at: Option<String>,
+    format: Format,
+) -> Result<ExitCode> {
+    let config = match &config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let now = match &at {
+        Some(t) => parse_time(t).with_context(|| format!("--at {t}"))?,
+        None => medic::model::unix_now(),
+    };
+    let ledger = match journal {
+        Some(path) => {
+            let file = if path.is_dir() {
+                path.join("journal.log")
+            } else {
+                path
+            };
+            if !file.exists() {
+                anyhow::bail!("no journal at {}", file.display());
+            }
+            read_ledger(medic::journal::FileJournal::read(&file)?)
+        }
+        None if !config.nats.url.is_empty() => {
+            let js = medic::escalate::connect_nats(&config.nats).await?;
+            let max_age = std::time::Duration::from_secs(
+                config.nats.journal_max_age.0.max(3600).unsigned_abs(),
+            );
+            let (_, restored) =
+                medic::journal::JetStreamJournal::open(js, &config.nats.journal_stream, max_age)
+                    .await?;
+            read_ledger(restored)
+        }
+        None => {
+            let file = PathBuf::from(&config.state_dir).join("journal.log");
+            if !file.exists() {
+                anyhow::bail!(
+                    "no journal at {} (stateDir); name one with --journal",
+                    file.display()
+                );
+            }
+            read_ledger(medic::journal::FileJournal::read(&file)?)
+        }
+    };
+    let rows = medic::trust::rows(&ledger, config.autonomy.earn.as_ref(), now);
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Text => {
+            if rows.is_empty() {
+                println!("no step that changes the cluster has come up yet");
+            } else {
+                print!("{}", medic::trust::text_table(&rows));
+            }
+            match &config.autonomy.earn {
+                Some(e) => println!(
+                    "earned autonomy: {} approvals and {} verified runs within {}, none denied, failed or rolled back since",
+                    e.approvals, e.verified, e.window
+                ),
+                None => println!(
+                    "autonomy.earn is not set: the risk ceilings alone decide what runs on its own"
+                ),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The ledger a journal holds; a read that stopped early is said.
+fn read_ledger(restored: medic::journal::Restored) -> medic::trust::Ledger {
+    if let Some(cut) = &restored.cut {
+        eprintln!("note: the journal's read stopped early: {cut}");
+    }
+    medic::trust::Ledger::from_entries(restored.ledger)
 }
 
 fn lint_command(paths: Vec<PathBuf>, format: Format) -> Result<ExitCode> {

@@ -37,6 +37,7 @@ fn record(incident: &str, step: usize) -> ApprovalRecord {
         requested_at: now,
         expires_at: now + 3600,
         answer: None,
+        record: None,
     }
 }
 

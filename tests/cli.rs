@@ -444,3 +444,73 @@ fn user_playbooks_are_laid_over_the_built_in_ones() {
     let o = medic(&["lint", "--json", path]);
     assert!(serde_json::from_slice::<serde_json::Value>(&o.stdout).is_ok());
 }
+
+#[test]
+fn trust_reads_each_steps_record_from_the_journal_a_run_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("state");
+    let o = medic(&[
+        "replay",
+        "fixtures/incidents/autonomy-lost-after-failed-verification.yaml",
+        "--journal",
+        journal.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let config = dir.path().join("medic.yaml");
+    std::fs::write(
+        &config,
+        "autonomy: {earn: {approvals: 1, verified: 1, window: 30d}}\n",
+    )
+    .unwrap();
+    // The fixture's end, 160 minutes after its time 0 (2024-01-01).
+    let args = [
+        "trust",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--at",
+        "2024-01-01T02:40:00Z",
+    ];
+    let o = medic(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "PLAYBOOK        STEP  ACTION  ON          PROPOSED  ASKED  APPROVED  DENIED  RAN  VERIFIED  FAILED  ROLLED BACK  STANDING"
+    );
+    assert!(
+        lines[1].starts_with(
+            "cpu-throttling  2     scale   Deployment  0         2      1         0       2    1         1       1            demoted: rolled back in inc-"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        lines[2],
+        "earned autonomy: 1 approvals and 1 verified runs within 30d, none denied, failed or rolled back since"
+    );
+    let o = medic(&[&args[..], &["--format", "json"]].concat());
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rows[0]["standing"], "demoted");
+    assert_eq!(
+        (
+            rows[0]["approved"].as_u64(),
+            rows[0]["rolled_back"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    // A month later nothing of it counts: the step asks, from nothing.
+    let later = [&args[..5], &["--at", "2024-02-15T00:00:00Z", "--json"]].concat();
+    let rows: serde_json::Value = serde_json::from_slice(&medic(&later).stdout).unwrap();
+    assert_eq!(rows[0]["standing"], "asks");
+    assert_eq!(rows[0]["ran"], 0);
+    // No journal where it is told to look: said, not a panic.
+    let o = medic(&[
+        "trust",
+        "--journal",
+        dir.path().join("none").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no journal at"), "{}", stderr(&o));
+}

@@ -19,6 +19,10 @@ const NEEDS: &[(&str, &str)] = &[
     ("medic approve ", "a running medic in a cluster"),
     ("medic deny ", "a running medic in a cluster"),
     ("medic record ", "a Prometheus and a cluster of yours"),
+    (
+        "medic trust --config ",
+        "the journal of a medic that has run",
+    ),
     ("medic detectors --prometheus ", "a Prometheus of yours"),
     (
         "medic bench",

@@ -218,6 +218,7 @@ fn request(expires_at: i64) -> ApprovalRecord {
         requested_at: 1000,
         expires_at,
         answer: None,
+        record: None,
     }
 }
 
@@ -360,14 +361,17 @@ async fn the_journal_in_jetstream_keeps_each_incidents_latest_state_and_every_ac
         },
         Entry::Intent(intent(2)),
         Entry::Incident(Box::new(v2.clone())),
+        Entry::Ledger(ledger(130, medic::trust::Event::Approved)),
         Entry::Tick { at: 120 },
+        Entry::Ledger(ledger(140, medic::trust::Event::Ran)),
         Entry::Tick { at: 150 },
     ] {
         journal.append(&entry).await.unwrap();
     }
-    // Rollups keep one incident state and one tick: 3 actions + 1 + 1.
+    // Rollups keep one incident state and one tick: 3 actions + 1 + 1, and
+    // every ledger record.
     let mut stream = js.get_stream("MEDIC_JOURNAL").await.unwrap();
-    assert_eq!(stream.info().await.unwrap().state.messages, 5);
+    assert_eq!(stream.info().await.unwrap().state.messages, 7);
     // Another replica (or this one restarted), after NATS itself restarted.
     server.restart();
     let js = connect_nats(&config(&server)).await.unwrap();
@@ -381,5 +385,29 @@ async fn the_journal_in_jetstream_keeps_each_incidents_latest_state_and_every_ac
     assert_eq!(restored.incidents[0].actions, want.actions);
     assert_eq!(restored.unfinished, vec![intent(2)], "step 2 has no result");
     assert_eq!(restored.last_tick, Some(150));
+    assert_eq!(
+        restored.ledger,
+        vec![
+            ledger(130, medic::trust::Event::Approved),
+            ledger(140, medic::trust::Event::Ran)
+        ],
+        "every replica reads the same track record"
+    );
     assert_eq!(restored.cut, None);
+}
+
+fn ledger(at: i64, event: medic::trust::Event) -> medic::trust::LedgerEntry {
+    medic::trust::LedgerEntry {
+        at,
+        key: medic::trust::StepKey {
+            playbook: "pool".into(),
+            step: 2,
+            action: medic::act::Action::RolloutRestart,
+            target_kind: "Deployment".into(),
+        },
+        event,
+        incident: "inc-1".into(),
+        by: None,
+        digest: Some("d1".into()),
+    }
 }

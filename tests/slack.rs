@@ -124,6 +124,7 @@ fn escalation(incident: &str) -> Escalation {
             plan_digest: digest,
             expires_at: 1_700_003_600,
             approvers: vec![],
+            record: Some("approved 1, denied 0, ran 1, verified 1, failed 0, rolled back 0; asks until earned".into()),
         }),
     }
 }
@@ -189,6 +190,11 @@ async fn one_message_per_incident_with_replies_in_its_thread_and_the_header_edit
     assert!(text.contains("2. `rollout_undo` Deployment/shop/checkout  :large_yellow_circle: medium  ← stopped here"), "{text}");
     assert!(
         text.contains("*Why medic stopped:* risk above bound"),
+        "{text}"
+    );
+    // The person asked sees how the step has done before.
+    assert!(
+        text.contains("*This step's record:* approved 1, denied 0, ran 1, verified 1, failed 0, rolled back 0; asks until earned"),
         "{text}"
     );
     let buttons = &blocks.last().unwrap()["elements"];
@@ -422,6 +428,7 @@ fn pending(incident: &str) -> ApprovalRecord {
         requested_at: now(),
         expires_at: now() + 3600,
         answer: None,
+        record: None,
     }
 }
 

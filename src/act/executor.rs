@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::model::{ObjectRef, Risk, Timestamp, format_secs};
 use crate::plan::{Decision, Plan, PlannedStep, approvable, build_context, decide};
 use crate::playbook::OnEmpty;
+use crate::trust::{Event, Ledger, LedgerEntry, Standing};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -105,6 +106,9 @@ pub struct PlanRun {
     /// The last read of this step's approval found it pending: the step, the
     /// store's generation before that read, and when the request expires.
     pending_read: Option<(usize, u64, Timestamp)>,
+    /// What became of its steps since the engine last took them, for the
+    /// ledger.
+    ledger: Vec<LedgerEntry>,
 }
 
 /// The rest of medic's activity, for the guards.
@@ -133,6 +137,8 @@ pub struct Ports<'a> {
     pub approvals_generation: Option<u64>,
     /// The detectors, to check a plan's signal again before acting on it.
     pub detectors: &'a [crate::signal::Detector],
+    /// Each step's track record, for earned autonomy.
+    pub trust: &'a Ledger,
 }
 
 impl PlanRun {
@@ -142,7 +148,58 @@ impl PlanRun {
             next: 0,
             state: RunState::Ready,
             pending_read: None,
+            ledger: Vec::new(),
         }
+    }
+
+    /// The ledger entries written since the last call.
+    pub fn take_ledger(&mut self) -> Vec<LedgerEntry> {
+        std::mem::take(&mut self.ledger)
+    }
+
+    /// Writes down what became of `step`; only steps that change the
+    /// cluster have a record to earn.
+    fn note(
+        &mut self,
+        step: &PlannedStep,
+        event: Event,
+        inc: &Incident,
+        now: Timestamp,
+        by: Option<&str>,
+    ) {
+        if !step.action.spec().mutating {
+            return;
+        }
+        self.ledger.push(LedgerEntry {
+            at: now,
+            key: self.plan.key(step),
+            event,
+            incident: inc.id.clone(),
+            by: by.map(str::to_string),
+            digest: Some(plan_digest(&self.plan.playbook, &self.plan.lines())),
+        });
+    }
+
+    /// `step`'s track record in one line, for people asked about it.
+    fn record(&self, step: &PlannedStep, ports: &Ports<'_>, now: Timestamp) -> Option<String> {
+        step.action.spec().mutating.then(|| {
+            crate::trust::row(
+                ports.trust,
+                &self.plan.key(step),
+                ports.config.autonomy.earn.as_ref(),
+                now,
+            )
+            .summary()
+        })
+    }
+
+    /// Where `step` stands, from the record the engine holds.
+    fn standing(&self, step: &PlannedStep, ports: &Ports<'_>, now: Timestamp) -> Standing {
+        ports.trust.standing(
+            &self.plan.key(step),
+            ports.config.autonomy.earn.as_ref(),
+            now,
+        )
     }
 
     /// Stopped at a step until a person answers its approval request.
@@ -233,7 +290,9 @@ impl PlanRun {
                 }
             }
         }
-        match decide(step, self.plan.playbook_bound, ports.config) {
+        self.note(step, Event::Planned, inc, now, None);
+        let standing = self.standing(step, ports, now);
+        match decide(step, self.plan.playbook_bound, ports.config, &standing) {
             Decision::Escalate(mut reason) => {
                 if ports.config.mode == Mode::Observe
                     && step.action.spec().mutating
@@ -243,13 +302,34 @@ impl PlanRun {
                     if let Err(e) = self.perform(step, inc, ports, now, true, false).await {
                         reason.push_str(&format!("; its dry run failed: {e}"));
                     }
+                    self.note(step, Event::Proposed, inc, now, None);
                 }
                 let approval = approvable(step, ports.config);
+                if approval {
+                    self.note(step, Event::Asked, inc, now, None);
+                }
                 self.stop_for_people(inc, ports, now, reason, approval)
                     .await;
                 false
             }
-            Decision::Run => self.execute(step, inc, ports, now).await,
+            Decision::Run => {
+                if let Standing::Earned {
+                    approvals,
+                    verified,
+                } = standing
+                    && step.action.spec().mutating
+                {
+                    inc.record(
+                        now,
+                        Stage::Plan,
+                        format!(
+                            "step {} {} runs on its own: it has earned it ({approvals} approvals, {verified} verified runs, nothing denied, failed or rolled back since)",
+                            step.index, step.action
+                        ),
+                    );
+                }
+                self.execute(step, inc, ports, now).await
+            }
         }
     }
 
@@ -333,6 +413,7 @@ impl PlanRun {
         self.state = RunState::Ready;
         match self.perform(step, inc, ports, now, false, false).await {
             Ok(()) => {
+                self.note(step, Event::Ran, inc, now, None);
                 if let Some(v) = &step.verify {
                     inc.record(
                         now,
@@ -350,7 +431,8 @@ impl PlanRun {
                 true
             }
             Err(reason) => {
-                self.fail(inc, ports, now, reason).await;
+                self.note(step, Event::Failed, inc, now, None);
+                self.fail(Some(step), inc, ports, now, reason).await;
                 false
             }
         }
@@ -563,6 +645,7 @@ impl PlanRun {
                 false
             }
             Verdict::Approved(a) => {
+                self.note(&step, Event::Approved, inc, now, Some(&a.by));
                 if ports.config.paused || ports.config.mode == Mode::Observe {
                     // An approval lets one step past the risk bound, not past
                     // a pause or observe mode: wait until those lift.
@@ -578,6 +661,7 @@ impl PlanRun {
                 self.execute(&step, inc, ports, now).await
             }
             Verdict::Denied(a) => {
+                self.note(&step, Event::Denied, inc, now, Some(&a.by));
                 let reason = format!(
                     "step {} {} denied by {} via {}",
                     step.index, step.action, a.by, a.via
@@ -653,6 +737,7 @@ impl PlanRun {
                         );
                         inc.record(now, Stage::Verify, text.clone());
                         notify(inc, ports, now, "verified", text).await;
+                        self.note(&step, Event::Verified, inc, now, None);
                         self.state = RunState::Ready;
                         return true;
                     }
@@ -696,7 +781,8 @@ impl PlanRun {
             None
         };
         if let Some(reason) = failed {
-            self.fail(inc, ports, now, reason).await;
+            self.note(&step, Event::Failed, inc, now, None);
+            self.fail(Some(&step), inc, ports, now, reason).await;
         }
         false
     }
@@ -871,16 +957,26 @@ impl PlanRun {
     }
 
     /// Runs the rollback steps that policy allows, then escalates.
+    /// `failed` is the step whose failure this is: its record shows the
+    /// rollback when one ran.
     async fn fail(
         &mut self,
+        failed: Option<&PlannedStep>,
         inc: &mut Incident,
         ports: &Ports<'_>,
         now: Timestamp,
         reason: String,
     ) {
         let mut reason = reason;
+        let mut rolled_back = false;
         for step in self.plan.rollback.clone() {
-            match decide(&step, self.plan.playbook_bound, ports.config) {
+            // Putting back what the plan changed needs no earned record.
+            match decide(
+                &step,
+                self.plan.playbook_bound,
+                ports.config,
+                &Standing::Bounded,
+            ) {
                 Decision::Run => {
                     if let Err(refusal) = self.guard(&step, inc, ports, now, true) {
                         let why = format!(
@@ -895,6 +991,7 @@ impl PlanRun {
                         reason.push_str(&format!("; rollback {e}"));
                         break;
                     }
+                    rolled_back = true;
                 }
                 Decision::Escalate(why) => {
                     inc.record(
@@ -908,6 +1005,9 @@ impl PlanRun {
                     reason.push_str(&format!("; rollback step {} not run: {why}", step.index));
                 }
             }
+        }
+        if rolled_back && let Some(step) = failed {
+            self.note(step, Event::RolledBack, inc, now, None);
         }
         send_escalation(inc, ports, now, reason.clone(), Some(self)).await;
         self.state = RunState::Failed { reason };
@@ -938,6 +1038,7 @@ impl PlanRun {
                 requested_at: now,
                 expires_at: now + ports.config.approvals.ttl.0,
                 answer: None,
+                record: self.record(step, ports, now),
             };
             let existing = ports
                 .approvals
@@ -1009,6 +1110,9 @@ pub async fn send_escalation(
                 plan_digest: digest.clone(),
                 expires_at: now + ports.config.approvals.ttl.0,
                 approvers: ports.config.approvals.approvers.clone(),
+                record: run
+                    .and_then(|r| r.plan.steps.get(r.next).map(|s| (r, s)))
+                    .and_then(|(r, s)| r.record(s, ports, now)),
             })
         }
         _ => None,

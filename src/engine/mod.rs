@@ -105,6 +105,8 @@ pub struct Engine {
     resource_detectors: BTreeSet<String>,
     /// Alertmanager alerts firing now, by fingerprint: repeats are ignored.
     alerts: BTreeMap<String, (String, ObjectRef)>,
+    /// Every step's track record, for earned autonomy.
+    trust: crate::trust::Ledger,
 }
 
 impl Engine {
@@ -161,7 +163,13 @@ impl Engine {
             advisor: None,
             resource_detectors,
             alerts: BTreeMap::new(),
+            trust: crate::trust::Ledger::default(),
         }
+    }
+
+    /// Every step's track record (`medic trust`).
+    pub fn trust(&self) -> &crate::trust::Ledger {
+        &self.trust
     }
 
     pub fn incidents(&self) -> &[Incident] {
@@ -281,6 +289,7 @@ impl Engine {
             );
         }
         self.incidents = restored.incidents;
+        self.trust = crate::trust::Ledger::from_entries(restored.ledger);
         self.journal = Some(journal);
         self
     }
@@ -604,6 +613,7 @@ impl Engine {
             snapshot: snap,
             approvals_generation,
             detectors: &self.library.detectors,
+            trust: &self.trust,
         };
         let first = planning.planned_for.is_none();
         if !planning.announced {
@@ -670,6 +680,32 @@ impl Engine {
             );
             inc.record(now, Stage::Resolve, text.clone());
             notify(inc, &ports, now, "resolved", text).await;
+        }
+        let entries = planning
+            .run
+            .as_mut()
+            .map(PlanRun::take_ledger)
+            .unwrap_or_default();
+        self.keep_record(entries).await;
+    }
+
+    /// Adds what became of steps to the ledger, and writes what is new to
+    /// the journal. A demotion is synced at once (losing it could let a
+    /// step run alone that people said no to); the rest goes with the
+    /// tick's sync, where a lost entry costs a step progress, not a check.
+    async fn keep_record(&mut self, entries: Vec<crate::trust::LedgerEntry>) {
+        for entry in entries {
+            if !self.trust.add(entry.clone()) {
+                continue;
+            }
+            tracing::debug!(incident = %entry.incident, step = %entry.key, event = ?entry.event, "ledger");
+            if let Some(journal) = &self.journal
+                && let Err(e) = journal
+                    .append(&Entry::Ledger(entry.clone()), entry.event.demotes())
+                    .await
+            {
+                tracing::error!(error = %e, "ledger entry not journaled");
+            }
         }
     }
 }

@@ -91,6 +91,10 @@ pub struct ApprovalRecord {
     pub requested_at: Timestamp,
     pub expires_at: Timestamp,
     pub answer: Option<Answer>,
+    /// The step's track record when it was asked (`medic trust`), so the
+    /// person answering sees how it has done before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,6 +324,7 @@ mod tests {
             requested_at: 100,
             expires_at: 200,
             answer: None,
+            record: None,
         }
     }
 

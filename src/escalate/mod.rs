@@ -50,6 +50,9 @@ pub struct ApprovalAsk {
     pub plan_digest: String,
     pub expires_at: Timestamp,
     pub approvers: Vec<String>,
+    /// The step's track record, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
 }
 
 /// What is sent to people.

@@ -40,7 +40,9 @@ pub struct NatsConfig {
     pub url: String,
     /// A `.creds` file (JWT and NKey seed).
     pub credentials_file: Option<String>,
+    /// The stream escalations and incident events go to.
     pub stream: String,
+    /// The KV bucket approval requests and answers live in.
     pub approvals_bucket: String,
     /// How long the stream keeps messages.
     pub max_age: crate::model::Secs,

@@ -53,6 +53,7 @@ pub struct LeaderElection {
     /// How long a Lease is valid without renewal. The leader renews it
     /// `renewBefore` ahead of expiry, and a write needs at least that much left.
     pub lease_duration: Secs,
+    /// How long before the Lease expires the leader renews it.
     pub renew_before: Secs,
     /// How long a write waits for a target's Lease held by someone else
     /// before it is refused and escalated.

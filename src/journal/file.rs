@@ -72,6 +72,9 @@ fn compact(path: &Path, state: &Restored) -> Result<File, JournalError> {
     for intent in &state.unfinished {
         text.push_str(&encode(&Entry::Intent(intent.clone())).map_err(enc)?);
     }
+    for e in &state.ledger {
+        text.push_str(&encode(&Entry::Ledger(e.clone())).map_err(enc)?);
+    }
     if let Some(at) = state.last_tick {
         text.push_str(&encode(&Entry::Tick { at }).map_err(enc)?);
     }
@@ -83,6 +86,59 @@ fn compact(path: &Path, state: &Restored) -> Result<File, JournalError> {
         File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
     }
     OpenOptions::new().append(true).open(path).map_err(io)
+}
+
+/// What a journal's lines hold, up to the first bad one.
+struct Parsed {
+    entries: Vec<Entry>,
+    /// Bytes of the good records before any torn or corrupt one.
+    good_len: u64,
+    cut: Option<String>,
+    lines: usize,
+}
+
+fn parse(file: &mut File) -> Parsed {
+    let mut entries = Vec::new();
+    let mut good_len: u64 = 0;
+    let mut cut = None;
+    let mut reader = BufReader::new(file);
+    let mut line_no = 0;
+    loop {
+        let mut line = String::new();
+        let n = match reader.read_line(&mut line) {
+            Ok(n) => n,
+            Err(e) => {
+                cut = Some(format!("line {}: unreadable: {e}", line_no + 1));
+                break;
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let Some(body) = line.strip_suffix('\n') else {
+            cut = Some(format!("line {line_no}: torn (no newline): cut off"));
+            break;
+        };
+        match decode(body) {
+            Ok(e) => {
+                entries.push(e);
+                good_len += n as u64;
+            }
+            Err(reason) => {
+                cut = Some(format!(
+                    "line {line_no}: {reason}: cut off with what follows"
+                ));
+                break;
+            }
+        }
+    }
+    Parsed {
+        entries,
+        good_len,
+        cut,
+        lines: line_no,
+    }
 }
 
 impl FileJournal {
@@ -103,42 +159,12 @@ impl FileJournal {
             .create(true)
             .open(path)
             .map_err(io)?;
-        let mut entries = Vec::new();
-        let mut good_len: u64 = 0;
-        let mut cut = None;
-        let mut reader = BufReader::new(&mut file);
-        let mut line_no = 0;
-        loop {
-            let mut line = String::new();
-            let n = match reader.read_line(&mut line) {
-                Ok(n) => n,
-                Err(e) => {
-                    cut = Some(format!("line {}: unreadable: {e}", line_no + 1));
-                    break;
-                }
-            };
-            if n == 0 {
-                break;
-            }
-            line_no += 1;
-            let Some(body) = line.strip_suffix('\n') else {
-                cut = Some(format!("line {line_no}: torn (no newline): cut off"));
-                break;
-            };
-            match decode(body) {
-                Ok(e) => {
-                    entries.push(e);
-                    good_len += n as u64;
-                }
-                Err(reason) => {
-                    cut = Some(format!(
-                        "line {line_no}: {reason}: cut off with what follows"
-                    ));
-                    break;
-                }
-            }
-        }
-        drop(reader);
+        let Parsed {
+            entries,
+            good_len,
+            cut,
+            lines: line_no,
+        } = parse(&mut file);
         if cut.is_some() {
             file.set_len(good_len).map_err(io)?;
             file.sync_all().map_err(io)?;
@@ -148,7 +174,9 @@ impl FileJournal {
         restored.cut = cut;
         if line_no > COMPACT_AFTER {
             drop(file);
-            restored.forget_resolved_before(restored.last_tick.unwrap_or(0) - KEEP_RESOLVED_FOR);
+            let last = restored.last_tick.unwrap_or(0);
+            restored.forget_resolved_before(last - KEEP_RESOLVED_FOR);
+            restored.forget_ledger_before(last - crate::trust::MAX_WINDOW);
             file = compact(path, &restored)?;
         }
         Ok((
@@ -158,6 +186,19 @@ impl FileJournal {
             },
             restored,
         ))
+    }
+
+    /// Reads what a journal holds without changing it (another process may
+    /// be writing it): a torn tail is reported, not cut.
+    pub fn read(path: &Path) -> Result<Restored, JournalError> {
+        let mut file = File::open(path).map_err(|source| JournalError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let parsed = parse(&mut file);
+        let mut restored = Restored::from_entries(parsed.entries);
+        restored.cut = parsed.cut;
+        Ok(restored)
     }
 
     pub fn path(&self) -> &Path {
@@ -270,7 +311,11 @@ mod tests {
         j.append(&Entry::Incident(Box::new(old.clone())), false)
             .unwrap();
         j.append(&intent(2), true).unwrap();
-        let last = 10 + KEEP_RESOLVED_FOR + COMPACT_AFTER as i64;
+        let last = 10 + crate::trust::MAX_WINDOW + COMPACT_AFTER as i64;
+        // A step's record from before the longest earning window, and one
+        // from within it.
+        j.append(&ledger(0), false).unwrap();
+        j.append(&ledger(last - 10), false).unwrap();
         for at in (last - COMPACT_AFTER as i64)..=last {
             j.append(&Entry::Tick { at }, false).unwrap();
         }
@@ -282,13 +327,71 @@ mod tests {
         assert_eq!(ids, vec!["inc-open"]);
         assert_eq!(r.unfinished.len(), 1);
         assert_eq!(r.last_tick, Some(last));
-        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
+        let kept: Vec<i64> = r.ledger.iter().map(|e| e.at).collect();
+        assert_eq!(kept, vec![last - 10]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 4);
         // It appends after the compacted records, and reads back the same.
         j.append(&Entry::Tick { at: last + 30 }, true).unwrap();
         drop(j);
         let (_, again) = FileJournal::open(&path).unwrap();
         assert_eq!(again.incidents, r.incidents);
         assert_eq!(again.unfinished, r.unfinished);
+        assert_eq!(again.ledger, r.ledger);
         assert_eq!(again.last_tick, Some(last + 30));
+    }
+
+    fn ledger(at: i64) -> Entry {
+        Entry::Ledger(crate::trust::LedgerEntry {
+            at,
+            key: crate::trust::StepKey {
+                playbook: "pool".into(),
+                step: 2,
+                action: Action::RolloutRestart,
+                target_kind: "Deployment".into(),
+            },
+            event: crate::trust::Event::Approved,
+            incident: "inc-1".into(),
+            by: Some("alice".into()),
+            digest: Some("d1".into()),
+        })
+    }
+
+    #[test]
+    fn a_journal_written_before_the_ledger_existed_reads_with_an_empty_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.log");
+        // Lines as an older medic wrote them: no ledger records.
+        let inc = crate::incident::Incident::new("inc-1", 100, crate::model::Severity::High);
+        let mut text = String::new();
+        for entry in [
+            Entry::Incident(Box::new(inc)),
+            intent(1),
+            Entry::Tick { at: 130 },
+        ] {
+            text.push_str(&encode(&entry).unwrap());
+        }
+        std::fs::write(&path, &text).unwrap();
+        let (j, r) = FileJournal::open(&path).unwrap();
+        assert_eq!((r.incidents.len(), r.unfinished.len()), (1, 1));
+        assert!(r.ledger.is_empty());
+        // The ledger is appended to it and read back in order.
+        j.append(&ledger(140), false).unwrap();
+        j.append(&ledger(150), true).unwrap();
+        drop(j);
+        let (_, r) = FileJournal::open(&path).unwrap();
+        let at: Vec<i64> = r.ledger.iter().map(|e| e.at).collect();
+        assert_eq!(at, vec![140, 150]);
+    }
+
+    #[test]
+    fn a_read_only_look_reports_a_torn_tail_and_leaves_the_file_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.log");
+        let torn = format!("{}{{\"type\":\"tick\"", encode(&ledger(140)).unwrap());
+        std::fs::write(&path, &torn).unwrap();
+        let r = FileJournal::read(&path).unwrap();
+        assert_eq!(r.ledger.len(), 1);
+        assert!(r.cut.as_deref().unwrap().contains("torn"), "{:?}", r.cut);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), torn, "untouched");
     }
 }

@@ -5,7 +5,8 @@
 //! Subjects under `medic.journal.`: `incident.<id>` (each incident's latest
 //! state) and `tick` (the last finished cycle) are published with a
 //! `Nats-Rollup: sub` header, so the stream keeps only the newest of each;
-//! `action.<id>` holds every intent and result of an incident, in order.
+//! `action.<id>` holds every intent and result of an incident, in order;
+//! `ledger` every step's track record (earned autonomy).
 //! The stream keeps messages `maxAge`; medic writes every open incident
 //! again once a day so a long one is never aged out.
 
@@ -43,6 +44,7 @@ fn subject(entry: &Entry) -> (String, bool) {
         }
         Entry::Incident(inc) => (format!("medic.journal.incident.{}", token(&inc.id)), true),
         Entry::Tick { .. } => ("medic.journal.tick".to_string(), true),
+        Entry::Ledger(_) => ("medic.journal.ledger".to_string(), false),
     }
 }
 

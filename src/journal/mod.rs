@@ -98,6 +98,8 @@ pub enum Entry {
     Tick {
         at: Timestamp,
     },
+    /// What became of a playbook step: its track record, for earned autonomy.
+    Ledger(crate::trust::LedgerEntry),
 }
 
 /// The state read back from a journal.
@@ -110,6 +112,8 @@ pub struct Restored {
     pub last_tick: Option<Timestamp>,
     /// Why the read stopped early, when it did (a torn or corrupt record).
     pub cut: Option<String>,
+    /// Every step's track record, oldest first.
+    pub ledger: Vec<crate::trust::LedgerEntry>,
 }
 
 impl Restored {
@@ -119,6 +123,11 @@ impl Restored {
             .retain(|i| i.resolved_at.is_none_or(|r| r >= t));
     }
 
+    /// Drops ledger entries older than the longest `autonomy.earn.window`.
+    pub fn forget_ledger_before(&mut self, t: Timestamp) {
+        self.ledger.retain(|e| e.at >= t);
+    }
+
     /// Folds entries, in order, into the state they describe.
     pub fn from_entries(entries: impl IntoIterator<Item = Entry>) -> Restored {
         let mut incidents: BTreeMap<String, Incident> = BTreeMap::new();
@@ -126,6 +135,7 @@ impl Restored {
         let mut unfinished: Vec<IntentEntry> = Vec::new();
         let mut results: Vec<(String, ActionRecord)> = Vec::new();
         let mut last_tick = None;
+        let mut ledger = Vec::new();
         for entry in entries {
             match entry {
                 Entry::Intent(i) => unfinished.push(i),
@@ -148,6 +158,7 @@ impl Restored {
                     incidents.insert(inc.id.clone(), inc);
                 }
                 Entry::Tick { at } => last_tick = Some(at),
+                Entry::Ledger(e) => ledger.push(e),
             }
         }
         // After the fold, so a result counts whatever the order of the
@@ -183,6 +194,7 @@ impl Restored {
             unfinished,
             last_tick,
             cut: None,
+            ledger,
         }
     }
 }

@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct PrometheusConfig {
+    /// The Prometheus (or Thanos, Mimir) base URL.
     pub url: String,
     /// A file holding a bearer token (e.g. a projected ServiceAccount token).
     pub bearer_token_file: Option<String>,
+    /// HTTP basic auth: a user name and a file holding the password.
     pub basic_auth: Option<BasicAuth>,
     /// Extra headers on every query (e.g. X-Scope-OrgID for Mimir or Thanos).
     pub headers: BTreeMap<String, String>,

@@ -125,7 +125,13 @@ pub fn explain(
                 }
             }
         }
-        match decide(step, plan.playbook_bound, config) {
+        // With no journal at hand, as on a fresh install: no record yet.
+        let standing = crate::trust::Ledger::default().standing(
+            &plan.key(step),
+            config.autonomy.earn.as_ref(),
+            now,
+        );
+        match decide(step, plan.playbook_bound, config, &standing) {
             Decision::Run => e.decision = "run".into(),
             Decision::Escalate(reason) => {
                 e.decision = "escalate".into();
@@ -140,7 +146,12 @@ pub fn explain(
         .iter()
         .map(|step| {
             let mut e = describe(step);
-            match decide(step, plan.playbook_bound, config) {
+            match decide(
+                step,
+                plan.playbook_bound,
+                config,
+                &crate::trust::Standing::Bounded,
+            ) {
                 Decision::Run => e.decision = "run".into(),
                 Decision::Escalate(reason) => {
                     e.decision = "escalate".into();

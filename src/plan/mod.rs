@@ -87,6 +87,19 @@ impl Plan {
             .collect()
     }
 
+    /// The ledger's name for `step` of this plan.
+    pub fn key(&self, step: &PlannedStep) -> crate::trust::StepKey {
+        crate::trust::StepKey {
+            playbook: self.playbook.clone(),
+            step: step.index,
+            action: step.action,
+            target_kind: step
+                .target
+                .as_ref()
+                .map_or("-".to_string(), |t| t.kind.clone()),
+        }
+    }
+
     /// `1. cordon_node Node/n1 [low]; 2. ...`
     pub fn describe(&self) -> String {
         self.steps

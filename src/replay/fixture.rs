@@ -153,6 +153,9 @@ pub struct Expect {
     /// evaluates each rule over the fixture (`reference/kube-prometheus-rules`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub beats: Vec<String>,
+    /// Where steps stand at the end (earned autonomy, `medic trust`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trust: Vec<ExpectStanding>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalations: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,6 +165,36 @@ pub struct Expect {
     /// No incident may resolve before this: the fault lasts until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_after: Option<Secs>,
+}
+
+/// `expect.trust`: a playbook step's standing when the replay ends.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectStanding {
+    pub playbook: String,
+    pub step: usize,
+    /// `bounded`, `earned`, `asks` or `demoted`.
+    pub standing: StandingLabel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StandingLabel {
+    Bounded,
+    Earned,
+    Asks,
+    Demoted,
+}
+
+impl StandingLabel {
+    pub fn name(self) -> &'static str {
+        match self {
+            StandingLabel::Bounded => "bounded",
+            StandingLabel::Earned => "earned",
+            StandingLabel::Asks => "asks",
+            StandingLabel::Demoted => "demoted",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]

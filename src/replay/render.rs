@@ -29,6 +29,16 @@ pub fn timeline(r: &Report) -> String {
             );
         }
     }
+    // With earned autonomy on, where each step stands at the end.
+    if r.trust
+        .iter()
+        .any(|row| row.standing != crate::trust::Standing::Bounded)
+    {
+        let _ = writeln!(out, "-- track record (earned autonomy)");
+        for line in crate::trust::text_table(&r.trust).lines() {
+            let _ = writeln!(out, "   {line}");
+        }
+    }
     let _ = writeln!(out, "{}", verdict(r));
     out
 }

@@ -42,6 +42,10 @@ pub struct Report {
     pub root_cause_rank: Option<usize>,
     pub signals: Vec<SignalReport>,
     pub incidents: Vec<IncidentReport>,
+    /// Each playbook step's track record at the end (`medic trust`); left
+    /// out when no step that changes the cluster came up.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trust: Vec<crate::trust::Row>,
 }
 
 /// medic against a kube-prometheus alert, times from the fixture's start.
@@ -299,6 +303,7 @@ impl Report {
             root_cause_rank,
             signals,
             incidents,
+            trust: Vec::new(),
         };
         if expect.incidents == Some(0) {
             report.false_actions = report
@@ -327,6 +332,33 @@ impl Report {
 
     /// Records the race against `alert`, failing the report if the rule
     /// fires first (or medic never sees the fault).
+    /// Takes the steps' records at the end and checks `expect.trust`.
+    pub fn trust(&mut self, rows: Vec<crate::trust::Row>, expect: &Expect) {
+        for want in &expect.trust {
+            let got = rows
+                .iter()
+                .find(|r| r.playbook == want.playbook && r.step == want.step);
+            match got {
+                Some(r) if r.standing.label() == want.standing.name() => {}
+                Some(r) => self.failures.push(format!(
+                    "expected {} step {} to be {}, it is {} ({})",
+                    want.playbook,
+                    want.step,
+                    want.standing.name(),
+                    r.standing.label(),
+                    r.summary()
+                )),
+                None => self.failures.push(format!(
+                    "expected {} step {} to be {}, but it never came up",
+                    want.playbook,
+                    want.step,
+                    want.standing.name()
+                )),
+            }
+        }
+        self.trust = rows;
+    }
+
     pub fn race(&mut self, alert: &str, rule_fires_at_s: Option<i64>) {
         let medic_at_s = self
             .signals

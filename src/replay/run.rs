@@ -254,6 +254,12 @@ pub async fn replay_loaded(
         &loaded.fixture.tags,
     );
     report.failures.extend(answers.failures);
+    let end_at = loaded.start + loaded.fixture.duration.0;
+    let earn = p.engine.config().autonomy.earn.clone();
+    report.trust(
+        crate::trust::rows(p.engine.trust(), earn.as_ref(), end_at),
+        &loaded.fixture.expect,
+    );
     let start = loaded.start;
     let end = start + loaded.fixture.duration.0;
     for alert in &loaded.fixture.expect.beats {

@@ -143,6 +143,7 @@ async fn drive(
         snapshot: &snapshot,
         approvals_generation: None,
         detectors: &[],
+        trust: &crate::trust::Ledger::default(),
     };
     let mut run = run_with(v);
     let mut inc = incident();

@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct LlmConfig {
+    /// Ask an LLM to refine the rules' diagnosis (docs/llm.md).
     pub enabled: bool,
     /// Any OpenAI-compatible endpoint: https://api.openai.com/v1, a vLLM,
     /// Ollama (http://localhost:11434/v1) or LiteLLM URL.
     pub base_url: String,
+    /// The model (or Azure deployment) to ask.
     pub model: String,
     /// Azure OpenAI: set the API version and the deployment is `model`.
     pub azure_api_version: Option<String>,
@@ -19,6 +21,7 @@ pub struct LlmConfig {
     pub api_key_env: String,
     /// A file holding the API key (e.g. a mounted Secret); wins over the env var.
     pub api_key_file: Option<String>,
+    /// The OpenAI organization header, if the account needs one.
     pub organization: Option<String>,
     /// Extra headers sent with every request.
     pub headers: BTreeMap<String, String>,

@@ -102,6 +102,10 @@ pub fn escalation(e: &Escalation, buttons: bool, resolved: bool) -> Value {
     }
     blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
         "text": clip(&format!("*Why medic stopped:* {}", e.reason))}]}));
+    if let Some(record) = e.approval.as_ref().and_then(|a| a.record.as_ref()) {
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
+            "text": clip(&format!("*This step's record:* {record}"))}]}));
+    }
     if buttons
         && !resolved
         && let Some(a) = &e.approval

@@ -56,7 +56,9 @@ pub struct SlackConfig {
     /// At most this many top-level messages per `window`; past it,
     /// escalations are collected into one digest posted when it reopens.
     pub max_messages: u32,
+    /// The window `maxMessages` counts over.
     pub window: Secs,
+    /// Slack's Web API base URL.
     pub api_url: String,
 }
 

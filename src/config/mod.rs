@@ -9,6 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+pub mod reference;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -35,12 +37,18 @@ pub struct Autonomy {
     /// The most risk any step may take without approval, whatever its
     /// playbook allows.
     pub max_risk: Risk,
+    /// Earned autonomy: a step within the ceilings still asks people until
+    /// its record (approvals, verified runs) says it may run alone. Unset:
+    /// the ceilings alone decide.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earn: Option<crate::trust::Earn>,
 }
 
 impl Default for Autonomy {
     fn default() -> Self {
         Autonomy {
             max_risk: Risk::Medium,
+            earn: None,
         }
     }
 }
@@ -48,6 +56,8 @@ impl Default for Autonomy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Config {
+    /// `observe`: detect, plan, dry-run and escalate, change nothing;
+    /// `enforce`: run steps within the autonomy bounds.
     pub mode: Mode,
     /// Stops new actions; planning and escalation go on.
     pub paused: bool,
@@ -107,6 +117,7 @@ pub struct WebhookConfig {
     pub token_file: Option<String>,
     /// HTTP basic auth: the user name, and a file holding the password.
     pub username: Option<String>,
+    /// The file holding the basic auth password.
     pub password_file: Option<String>,
 }
 
@@ -159,7 +170,25 @@ impl Config {
             return Ok(Config::default());
         }
         let de = serde_yaml::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| invalid(origin, e))
+        let config: Config =
+            serde_path_to_error::deserialize(de).map_err(|e| invalid(origin, e))?;
+        config.checked(origin)
+    }
+
+    /// What the types cannot say: values out of their range.
+    fn checked(self, origin: &str) -> Result<Config, ConfigError> {
+        if let Some(earn) = &self.autonomy.earn
+            && (earn.window.0 <= 0 || earn.window.0 > crate::trust::MAX_WINDOW)
+        {
+            return Err(ConfigError::Invalid {
+                path: origin.into(),
+                message: format!(
+                    "autonomy.earn.window: {} is out of range: more than 0, at most 90d (what the journal keeps)",
+                    earn.window
+                ),
+            });
+        }
+        Ok(self)
     }
 
     /// This configuration with `overrides` (a partial medic.yaml) laid over it.
@@ -173,7 +202,9 @@ impl Config {
             message: e.to_string(),
         })?;
         merge(&mut base, overrides);
-        serde_path_to_error::deserialize(base).map_err(|e| invalid(origin, e))
+        let config: Config =
+            serde_path_to_error::deserialize(base).map_err(|e| invalid(origin, e))?;
+        config.checked(origin)
     }
 }
 
@@ -226,6 +257,22 @@ mod tests {
         assert_eq!(
             (c.mode, c.autonomy.max_risk, c.interval),
             (Mode::Enforce, Risk::Low, Secs(30))
+        );
+    }
+
+    #[test]
+    fn earned_autonomy_is_off_unless_set_and_its_window_is_bounded() {
+        assert_eq!(Config::default().autonomy.earn, None);
+        let c = Config::parse("autonomy: {earn: {approvals: 2}}\n", "m.yaml").unwrap();
+        let earn = c.autonomy.earn.unwrap();
+        assert_eq!(
+            (earn.approvals, earn.verified, earn.window),
+            (2, 2, Secs(30 * 24 * 3600))
+        );
+        let err = Config::parse("autonomy: {earn: {window: 365d}}\n", "m.yaml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "m.yaml: autonomy.earn.window: 365d is out of range: more than 0, at most 90d (what the journal keeps)"
         );
     }
 
