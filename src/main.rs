@@ -16,7 +16,12 @@ use std::sync::Arc;
 mod bundled;
 
 #[derive(Parser)]
-#[command(name = "medic", version, about = "An in-cluster healer for Kubernetes")]
+#[command(
+    name = "medic",
+    version,
+    about = "An in-cluster healer for Kubernetes",
+    after_help = "Environment: MEDIC_LOG sets the log filter (e.g. medic=debug; default warn).\nExit status: 0 done, 1 a check failed (replay, lint, detectors), 2 an error."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -79,11 +84,17 @@ struct AnswerArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Replay recorded incidents through the pipeline against a real Prometheus.
+    #[command(
+        after_help = "Exit status: 0 every fixture passed, 1 one did not, 2 an error (a malformed fixture, Prometheus not installed).\nEnvironment: MEDIC_PROMETHEUS and MEDIC_PROMTOOL name the binaries replay starts (default: prometheus and promtool on PATH); MEDIC_LOG the log filter."
+    )]
     Replay {
         /// Fixture files or directories; without one, the incidents bundled in the binary.
         paths: Vec<PathBuf>,
-        /// Print the JSON report instead of the timeline.
-        #[arg(long)]
+        /// The timeline, or json: the report (docs/fixtures.md).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// The same as --format json.
+        #[arg(long, conflicts_with = "format")]
         json: bool,
         /// Detector and playbook files or directories, laid over the built-in ones.
         #[arg(long = "playbooks")]
@@ -107,6 +118,9 @@ enum Command {
         journal_nats: Option<String>,
     },
     /// Show what a playbook would do for a recorded incident, without acting.
+    #[command(
+        after_help = "Exit status: 0 explained, 2 an error (no such playbook, a malformed fixture)."
+    )]
     Explain {
         /// The playbook's name.
         playbook: String,
@@ -119,8 +133,11 @@ enum Command {
         /// Detector and playbook files or directories, laid over the built-in ones.
         #[arg(long = "playbooks")]
         playbooks: Vec<PathBuf>,
-        /// Print the explanation as JSON.
-        #[arg(long)]
+        /// Text, or json.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// The same as --format json.
+        #[arg(long, conflicts_with = "format")]
         json: bool,
     },
     /// Write a fixture from a live Prometheus: the raw samples of the selected series.
@@ -194,6 +211,9 @@ enum Command {
         write: Option<PathBuf>,
     },
     /// Watch the cluster: detect, diagnose, plan and act (in observe mode: plan and escalate).
+    #[command(
+        after_help = "Exit status: 0 stopped (SIGTERM, Ctrl-C), 2 could not start (medic.yaml, credentials, an enforcing webhook with none).\nEnvironment: POD_NAME and POD_NAMESPACE (the downward API) name the replica and where its Leases live; MEDIC_LOG the log filter."
+    )]
     Run {
         /// medic.yaml (Prometheus, mode, autonomy, playbooksDir, listen, llm).
         #[arg(long)]
@@ -224,10 +244,19 @@ enum Command {
         decision_only: bool,
     },
     /// Approve the step an incident waits at (through a running medic's API).
+    #[command(
+        after_help = "Exit status: 0 recorded, 2 refused or unreachable.\nEnvironment: MEDIC_API_TOKEN holds the API token when --token-file is not given."
+    )]
     Approve(AnswerArgs),
     /// Deny the step an incident waits at; its plan ends there.
+    #[command(
+        after_help = "Exit status: 0 recorded, 2 refused or unreachable.\nEnvironment: MEDIC_API_TOKEN holds the API token when --token-file is not given."
+    )]
     Deny(AnswerArgs),
-    /// Check detector and playbook files; exits 1 when any has an error.
+    /// Check detector and playbook files, fixtures and medic.yaml (told apart by content).
+    #[command(
+        after_help = "Exit status: 0 no error (warnings allowed), 1 an error found, 2 a file could not be read."
+    )]
     Lint {
         /// Files or directories; without one, the embedded defaults.
         paths: Vec<PathBuf>,
@@ -241,6 +270,9 @@ enum Command {
     /// Each playbook step's track record and whether it may run on its own
     /// (earned autonomy), from the journal `medic run` keeps: the file in
     /// its stateDir, or with `nats.url` set the JetStream stream replicas share.
+    #[command(
+        after_help = "Exit status: 0 printed, 2 no journal where it looked, or NATS unreachable."
+    )]
     Trust {
         /// medic.yaml: where the journal is, and `autonomy.earn`.
         #[arg(long)]
@@ -285,6 +317,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Replay {
                 paths,
+                format,
                 json,
                 playbooks,
                 config,
@@ -294,7 +327,7 @@ fn main() -> ExitCode {
             } => {
                 let work = replay_command(
                     paths,
-                    json,
+                    json || matches!(format, Format::Json),
                     playbooks,
                     config,
                     llm_live,
@@ -416,8 +449,12 @@ fn main() -> ExitCode {
                 fixture,
                 config,
                 playbooks,
+                format,
                 json,
-            } => explain_command(playbook, fixture, config, playbooks, json).await,
+            } => {
+                let json = json || matches!(format, Format::Json);
+                explain_command(playbook, fixture, config, playbooks, json).await
+            }
             Command::Catalog => {
                 print!("{}", medic::act::reference::markdown());
                 Ok(ExitCode::SUCCESS)

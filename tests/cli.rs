@@ -514,3 +514,31 @@ fn trust_reads_each_steps_record_from_the_journal_a_run_kept() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no journal at"), "{}", stderr(&o));
 }
+
+#[test]
+fn every_command_takes_format_json_and_says_its_exit_codes() {
+    let fixture = "fixtures/incidents/crash-loop-after-deploy.yaml";
+    let by_flag = medic(&["replay", fixture, "--format", "json"]);
+    let by_alias = medic(&["replay", fixture, "--json"]);
+    assert_eq!(by_flag.status.code(), Some(0), "{}", stderr(&by_flag));
+    let a: serde_json::Value = serde_json::from_slice(&by_flag.stdout).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&by_alias.stdout).unwrap();
+    assert_eq!(a["signals"], b["signals"]);
+    let o = medic(&[
+        "explain",
+        "pod-crash-loop",
+        "--fixture",
+        fixture,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(serde_json::from_slice::<serde_json::Value>(&o.stdout).is_ok());
+    for command in ["replay", "lint", "run", "approve", "explain", "trust"] {
+        let help = stdout(&medic(&[command, "--help"]));
+        assert!(help.contains("Exit status: 0"), "{command}: {help}");
+    }
+    let help = stdout(&medic(&["replay", "--help"]));
+    assert!(help.contains("MEDIC_PROMETHEUS") && help.contains("MEDIC_PROMTOOL"));
+    assert!(stdout(&medic(&["--help"])).contains("MEDIC_LOG"));
+}
