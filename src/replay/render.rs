@@ -107,8 +107,8 @@ pub fn summary(reports: &[Report]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<52} {:>6} {:>9} {:>9} {:>6} {:>7} {:>9} {:>11}",
-        "fixture", "result", "detected", "ttd", "false", "actions", "false act", "escalations"
+        "{:<52} {:>6} {:>9} {:>9} {:>9} {:>7} {:>9} {:>11}",
+        "fixture", "result", "detected", "ttd", "false inc", "actions", "false act", "escalations"
     );
     for r in reports {
         let detected = if r.signals.is_empty() { "no" } else { "yes" };
@@ -119,7 +119,7 @@ pub fn summary(reports: &[Report]) -> String {
         let name: String = r.fixture.chars().take(52).collect();
         let _ = writeln!(
             out,
-            "{:<52} {:>6} {:>9} {:>9} {:>6} {:>7} {:>9} {:>11}",
+            "{:<52} {:>6} {:>9} {:>9} {:>9} {:>7} {:>9} {:>11}",
             name,
             if r.passed { "pass" } else { "FAIL" },
             detected,
