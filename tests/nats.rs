@@ -411,3 +411,60 @@ fn ledger(at: i64, event: medic::trust::Event) -> medic::trust::LedgerEntry {
         digest: Some("d1".into()),
     }
 }
+
+/// `medic trust` reads the record the replicas share from JetStream, as a
+/// replay that kept its journal there (as `medic run` does with NATS) wrote it.
+#[test]
+fn trust_reads_the_record_from_the_jetstream_journal() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let medic = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+    let o = medic(&[
+        "replay",
+        "fixtures/incidents/autonomy-earned-after-approvals.yaml",
+        "--journal",
+        dir.path().join("sim").to_str().unwrap(),
+        "--journal-nats",
+        &server.url(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let config = dir.path().join("medic.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "nats: {{url: '{}'}}\nautonomy: {{earn: {{approvals: 2, verified: 2}}}}\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let o = medic(&[
+        "trust",
+        "--config",
+        config.to_str().unwrap(),
+        "--at",
+        "2024-01-01T02:40:00Z",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert_eq!(rows[0]["playbook"], "cpu-throttling");
+    assert_eq!(rows[0]["standing"], "earned");
+    assert_eq!(
+        (
+            rows[0]["asked"].as_u64(),
+            rows[0]["approved"].as_u64(),
+            rows[0]["ran"].as_u64(),
+            rows[0]["verified"].as_u64()
+        ),
+        (Some(2), Some(2), Some(3), Some(3))
+    );
+}

@@ -185,8 +185,14 @@ async fn on_train_ticket_cpu_faults_are_ranked_first_and_code_faults_only_escala
     let imported = import_day(&day, out.path()).unwrap();
     assert_eq!(imported.written.len(), 28, "{:?}", imported.skipped);
     for (file, rank) in [
-        ("2023-01-29-14-49-57-cpu_contention-ts-food-service.yaml", Some(1)),
-        ("2023-01-29-13-31-54-cpu_contention-ts-contacts-service.yaml", Some(1)),
+        (
+            "2023-01-29-14-49-57-cpu_contention-ts-food-service.yaml",
+            Some(1),
+        ),
+        (
+            "2023-01-29-13-31-54-cpu_contention-ts-contacts-service.yaml",
+            Some(1),
+        ),
         // ts-basic-service was the root cause of an incident just before:
         // second, as a suspect from history.
         ("2023-01-29-09-03-53-return-ts-basic-service.yaml", Some(2)),

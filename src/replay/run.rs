@@ -152,6 +152,13 @@ async fn prepare(
     let mut cluster = SimCluster::new(loaded.objects.clone(), loaded.changes.clone())
         .with_logs(fixture.logs.clone());
     if let Some(dir) = &options.journal {
+        // With the journal in JetStream nothing else makes the directory.
+        std::fs::create_dir_all(dir).map_err(|source| {
+            ReplayError::Journal(crate::journal::JournalError::Io {
+                path: dir.display().to_string(),
+                source,
+            })
+        })?;
         cluster = cluster
             .persisted(&dir.join("cluster.json"))
             .map_err(|source| ReplayError::Cluster {
