@@ -217,7 +217,10 @@ fn invalid(origin: &str, e: serde_path_to_error::Error<serde_yaml::Error>) -> Co
         .unwrap_or_default();
     ConfigError::Invalid {
         path: format!("{origin}{at}"),
-        message: format!("{field}: {inner}"),
+        message: format!(
+            "{field}: {}",
+            crate::yaml::tidy_serde_message(&inner.to_string())
+        ),
     }
 }
 

@@ -141,7 +141,7 @@ mod tests {
         assert_eq!(findings.len(), 1);
         assert_eq!(
             findings[0].to_string().lines().next().unwrap(),
-            "m.yaml:2:7: error: mode: unknown variant `enforse`, expected `observe` or `enforce`"
+            "m.yaml:2:7: error: mode: unknown variant `enforse` (did you mean `enforce`?); expected `observe` or `enforce`"
         );
     }
 }

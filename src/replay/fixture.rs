@@ -376,7 +376,7 @@ impl Loaded {
                 } else {
                     format!("{field}: ")
                 },
-                message: inner.to_string(),
+                message: crate::yaml::tidy_serde_message(&inner.to_string()),
             }
         })?;
         // Indexed only when there is an error to place: on a large recorded

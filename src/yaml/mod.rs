@@ -4,8 +4,11 @@
 mod documents;
 mod positions;
 
+mod serde_message;
+
 pub use documents::{Document, DocumentError, split_documents};
 pub use positions::{Position, Positions};
+pub use serde_message::tidy as tidy_serde_message;
 
 /// The largest YAML file medic reads (a fixture with a day of samples is a
 /// few MiB). Bigger is refused before parsing, so a runaway file cannot
