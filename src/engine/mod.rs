@@ -172,6 +172,12 @@ impl Engine {
         &self.trust
     }
 
+    /// Drops ledger entries older than any earning window can reach, as
+    /// the journal does when it compacts.
+    pub fn forget_ledger_before(&mut self, cutoff: Timestamp) {
+        self.trust.forget_before(cutoff);
+    }
+
     pub fn incidents(&self) -> &[Incident] {
         &self.incidents
     }

@@ -231,6 +231,7 @@ pub async fn run(
             let timings = engine.tick(now, &outcomes).await;
             crate::telemetry::record_tick(&timings);
             engine.forget_resolved_before(now - RESOLVED_RETENTION);
+            engine.forget_ledger_before(now - crate::trust::MAX_WINDOW);
             seen.record(engine.incidents());
             engine.has_fresh_view()
         } else {
@@ -287,8 +288,21 @@ impl EngineParts {
             journal = %journal.describe(),
             incidents = restored.incidents.len(),
             unfinished = restored.unfinished.len(),
+            ledger = restored.ledger.len(),
             "journal opened"
         );
+        if let Some(earn) = &config.autonomy.earn
+            && self.js.is_some()
+            && config.nats.journal_max_age.0 < earn.window.0
+        {
+            // Records age out of the stream before the window ends: steps
+            // ask again sooner than configured (safe, but not what was meant).
+            tracing::warn!(
+                "nats.journalMaxAge ({}) is shorter than autonomy.earn.window ({}): older track records age out of the stream",
+                config.nats.journal_max_age,
+                earn.window
+            );
+        }
         let mut engine = Engine::new(
             config.clone(),
             library,

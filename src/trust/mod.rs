@@ -212,6 +212,19 @@ impl Ledger {
         &self.entries
     }
 
+    /// Drops entries before `t`: no window reaches back that far.
+    pub fn forget_before(&mut self, t: Timestamp) {
+        if self.entries.first().is_none_or(|e| e.at >= t) {
+            return;
+        }
+        self.entries.retain(|e| e.at >= t);
+        self.seen = self
+            .entries
+            .iter()
+            .map(|e| (e.incident.clone(), e.key.clone(), e.event))
+            .collect();
+    }
+
     /// Where `key` stands at `now`.
     pub fn standing(&self, key: &StepKey, earn: Option<&Earn>, now: Timestamp) -> Standing {
         let Some(earn) = earn else {

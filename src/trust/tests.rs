@@ -260,3 +260,15 @@ fn the_table_counts_each_step_and_says_where_it_stands() {
     assert_eq!(json["standing"], "demoted");
     assert_eq!(json["reason"], "denied by alice in inc-2");
 }
+
+#[test]
+fn entries_past_every_window_are_forgotten() {
+    let mut ledger = Ledger::default();
+    ledger.add(entry(0, Event::Denied, "inc-1"));
+    ledger.add(entry(100 * DAY, Event::Approved, "inc-2"));
+    ledger.forget_before(100 * DAY - MAX_WINDOW);
+    let at: Vec<i64> = ledger.entries().iter().map(|e| e.at).collect();
+    assert_eq!(at, vec![100 * DAY]);
+    // What was forgotten may be written again (a replayed journal).
+    assert!(ledger.add(entry(0, Event::Denied, "inc-1")));
+}
