@@ -263,3 +263,47 @@ async fn the_pause_switch_needs_the_token_and_flips_the_flag_the_loop_reads() {
     .await;
     assert!(!flag.load(Ordering::SeqCst));
 }
+
+#[tokio::test]
+async fn the_trust_table_needs_the_token_and_is_what_medic_trust_prints() {
+    let mut ledger = medic::trust::Ledger::default();
+    ledger.add(medic::trust::LedgerEntry {
+        at: 100,
+        key: medic::trust::StepKey {
+            playbook: "cpu-throttling".into(),
+            step: 2,
+            action: medic::act::Action::Scale,
+            target_kind: "Deployment".into(),
+        },
+        event: medic::trust::Event::Denied,
+        incident: "inc-1".into(),
+        by: Some("bob".into()),
+        digest: None,
+    });
+    let earn = medic::trust::Earn::default();
+    let shared: Shared = Arc::new(RwLock::new(Status {
+        trust: medic::trust::rows(&ledger, Some(&earn), 200),
+        ..Status::default()
+    }));
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    let desk = AnswerDesk {
+        approvals: Arc::new(MemoryApprovals::default()),
+        gate: token_gate(TOKEN),
+        paused: Default::default(),
+    };
+    let app = router(shared, tx, desk, None, None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("http://{addr}/api/v1/trust");
+    let client = reqwest::Client::new();
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401, "no token, no record");
+    let r = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let rows: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(rows[0]["playbook"], "cpu-throttling");
+    assert_eq!(rows[0]["denied"], 1);
+    assert_eq!(rows[0]["standing"], "demoted");
+    assert_eq!(rows[0]["reason"], "denied by bob in inc-1");
+}

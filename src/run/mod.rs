@@ -483,6 +483,11 @@ fn publish(
         s.last_cycle_at = Some(unix_now());
         s.leader = leader;
         s.incidents = report.incidents;
+        s.trust = crate::trust::rows(
+            engine.trust(),
+            engine.config().autonomy.earn.as_ref(),
+            unix_now(),
+        );
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Status {
     /// Whether this replica leads; `None` without leader election.
     pub leader: Option<bool>,
     pub incidents: Vec<IncidentReport>,
+    /// Each playbook step's track record (`medic trust`), as of the last cycle.
+    pub trust: Vec<crate::trust::Row>,
     /// When the loop started (None: no loop behind these endpoints, as in
     /// the bench's intake server), and when it last finished a cycle.
     pub started_at: Option<Timestamp>,
@@ -96,6 +98,7 @@ pub fn router(
         .route("/metrics", get(metrics))
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/incidents/{id}", get(incident))
+        .route("/api/v1/trust", get(trust))
         .route("/api/v1/alerts", axum::routing::post(receive_alerts))
         .route(
             "/api/v1/incidents/{id}/approve",
@@ -258,6 +261,14 @@ async fn incidents(State(app): State<App>, headers: HeaderMap) -> Response {
         return refused;
     }
     Json(read(&app.status).incidents).into_response()
+}
+
+/// What `medic trust --format json` prints, from the running medic.
+async fn trust(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(refused) = refusal(&app.desk.gate, &headers, "incidents") {
+        return refused;
+    }
+    Json(read(&app.status).trust).into_response()
 }
 
 async fn incident(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap) -> Response {
