@@ -195,6 +195,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/healthy-single-oom-kill.yaml"),
     ),
     (
+        "healthy-slow-memory-warmup.yaml",
+        include_str!("../fixtures/incidents/healthy-slow-memory-warmup.yaml"),
+    ),
+    (
         "healthy-slow-rollout.yaml",
         include_str!("../fixtures/incidents/healthy-slow-rollout.yaml"),
     ),

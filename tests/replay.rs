@@ -174,8 +174,27 @@ async fn a_failed_verification_runs_the_rollback_and_escalates() {
             .reason
             .contains("not verified within 20m")
     );
-    // The v1.4.1 pod leaks too and is still firing: not resolved.
-    assert_eq!(inc.resolved_at_s, None);
+    // The v1.4.1 pod leaks too: once it has grown, unslowed, long enough
+    // to tell from a warm-up, it is a second incident, still open at the
+    // end, escalated and not acted on (medic does not know its node).
+    assert_eq!(r.incidents.len(), 2);
+    let second = &r.incidents[1];
+    assert!(
+        second
+            .affected
+            .contains(&"Pod/production/analytics-worker-5d4c8-q7wz2".to_string()),
+        "{:?}",
+        second.affected
+    );
+    assert_eq!(second.resolved_at_s, None);
+    assert!(second.actions.is_empty());
+    assert!(
+        second.escalations[0]
+            .reason
+            .contains("runs on no known node"),
+        "{}",
+        second.escalations[0].reason
+    );
 }
 
 #[tokio::test]
