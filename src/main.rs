@@ -655,39 +655,34 @@ async fn trust_command(
         Some(t) => parse_time(t).with_context(|| format!("--at {t}"))?,
         None => medic::model::unix_now(),
     };
-    let ledger = match journal {
-        Some(path) => {
-            let file = if path.is_dir() {
-                path.join("journal.log")
-            } else {
-                path
-            };
-            if !file.exists() {
-                anyhow::bail!("no journal at {}", file.display());
-            }
-            read_ledger(medic::journal::FileJournal::read(&file)?)
-        }
+    let state_file = PathBuf::from(&config.state_dir).join("journal.log");
+    let restored = match journal {
         None if !config.nats.url.is_empty() => {
             let js = medic::escalate::connect_nats(&config.nats).await?;
-            let max_age = std::time::Duration::from_secs(
-                config.nats.journal_max_age.0.max(3600).unsigned_abs(),
-            );
-            let (_, restored) =
-                medic::journal::JetStreamJournal::open(js, &config.nats.journal_stream, max_age)
-                    .await?;
-            read_ledger(restored)
+            medic::journal::Journal::open(&state_file, Some((js, &config.nats)))
+                .await?
+                .1
         }
-        None => {
-            let file = PathBuf::from(&config.state_dir).join("journal.log");
+        journal => {
+            let file = match journal {
+                Some(p) if p.is_dir() => p.join("journal.log"),
+                Some(p) => p,
+                None => state_file,
+            };
             if !file.exists() {
                 anyhow::bail!(
-                    "no journal at {} (stateDir); name one with --journal",
+                    "no journal at {} (the stateDir of medic.yaml, or --journal)",
                     file.display()
                 );
             }
-            read_ledger(medic::journal::FileJournal::read(&file)?)
+            // Read-only: a running medic may be writing it.
+            medic::journal::FileJournal::read(&file)?
         }
     };
+    if let Some(cut) = &restored.cut {
+        eprintln!("note: the journal's read stopped early: {cut}");
+    }
+    let ledger = medic::trust::Ledger::from_entries(restored.ledger);
     let rows = medic::trust::rows(&ledger, config.autonomy.earn.as_ref(), now);
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
@@ -709,14 +704,6 @@ async fn trust_command(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The ledger a journal holds; a read that stopped early is said.
-fn read_ledger(restored: medic::journal::Restored) -> medic::trust::Ledger {
-    if let Some(cut) = &restored.cut {
-        eprintln!("note: the journal's read stopped early: {cut}");
-    }
-    medic::trust::Ledger::from_entries(restored.ledger)
 }
 
 fn lint_command(paths: Vec<PathBuf>, format: Format) -> Result<ExitCode> {

@@ -337,26 +337,7 @@ impl fmt::Display for Action {
 
 /// The known action name closest to `name`, for lint hints.
 pub fn nearest_action(name: &str) -> Option<&'static str> {
-    CATALOG
-        .iter()
-        .map(|s| (edit_distance(name, s.name), s.name))
-        .filter(|(d, n)| *d <= (n.len() / 2).max(3))
-        .min()
-        .map(|(_, n)| n)
-}
-
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    crate::model::nearest(name, CATALOG.iter().map(|s| s.name))
 }
 
 #[cfg(test)]

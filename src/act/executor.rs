@@ -176,7 +176,7 @@ impl PlanRun {
             event,
             incident: inc.id.clone(),
             by: by.map(str::to_string),
-            digest: Some(plan_digest(&self.plan.playbook, &self.plan.lines())),
+            digest: Some(self.plan.digest()),
         });
     }
 
@@ -290,7 +290,10 @@ impl PlanRun {
                 }
             }
         }
-        self.note(step, Event::Planned, inc, now, None);
+        // A held step comes back every tick: it was planned the first time.
+        if !matches!(self.state, RunState::Held { .. }) {
+            self.note(step, Event::Planned, inc, now, None);
+        }
         let standing = self.standing(step, ports, now);
         match decide(step, self.plan.playbook_bound, ports.config, &standing) {
             Decision::Escalate(mut reason) => {
@@ -629,7 +632,7 @@ impl PlanRun {
         let Some(step) = self.plan.steps.get(self.next).cloned() else {
             return false;
         };
-        let digest = plan_digest(&self.plan.playbook, &self.plan.lines());
+        let digest = self.plan.digest();
         match verdict {
             Verdict::Pending => false,
             Verdict::Approved(a) if record.plan_digest != digest => {

@@ -705,10 +705,9 @@ impl Engine {
                 continue;
             }
             tracing::debug!(incident = %entry.incident, step = %entry.key, event = ?entry.event, "ledger");
+            let durable = entry.event.demotes();
             if let Some(journal) = &self.journal
-                && let Err(e) = journal
-                    .append(&Entry::Ledger(entry.clone()), entry.event.demotes())
-                    .await
+                && let Err(e) = journal.append(&Entry::Ledger(entry), durable).await
             {
                 tracing::error!(error = %e, "ledger entry not journaled");
             }

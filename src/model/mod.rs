@@ -1,10 +1,12 @@
 //! The vocabulary every stage shares: object references, risk, severity, time.
 
 mod duration;
+mod nearest;
 mod object_ref;
 mod risk;
 
 pub use duration::{DurationError, Secs, format_secs, parse_duration};
+pub use nearest::{edit_distance, nearest};
 pub use object_ref::{ObjectRef, ObjectRefError};
 pub use risk::{Risk, Severity};
 

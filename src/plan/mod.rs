@@ -87,6 +87,11 @@ impl Plan {
             .collect()
     }
 
+    /// What an approval of this plan is an approval of.
+    pub fn digest(&self) -> String {
+        crate::escalate::plan_digest(&self.playbook, &self.lines())
+    }
+
     /// The ledger's name for `step` of this plan.
     pub fn key(&self, step: &PlannedStep) -> crate::trust::StepKey {
         crate::trust::StepKey {

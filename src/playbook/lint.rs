@@ -329,8 +329,8 @@ fn sample_failure(c: &Condition, source: &str) -> Option<(String, String)> {
             }
             let near = FIELDS
                 .iter()
-                .min_by_key(|f| crate::act::catalog::edit_distance(key, f))
-                .filter(|f| crate::act::catalog::edit_distance(key, f) <= 2)
+                .min_by_key(|f| crate::model::edit_distance(key, f))
+                .filter(|f| crate::model::edit_distance(key, f) <= 2)
                 .map(|f| format!("did you mean `{f}`?"))
                 .unwrap_or_else(|| format!("fields: {}", FIELDS.join(", ")));
             return Some((

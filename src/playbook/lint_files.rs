@@ -82,12 +82,8 @@ pub fn lint_file(file: &str, text: &str, kind: FileKind) -> Vec<Finding> {
             Ok(_) => Vec::new(),
             Err(ConfigError::Invalid { path, message }) => {
                 let (line, column) = place(path.strip_prefix(file).unwrap_or(""));
+                // `field: message`, the place already said once.
                 let (field, message) = message.split_once(": ").unwrap_or(("", &message));
-                // serde_yaml repeats the field and appends the place.
-                let message = message
-                    .strip_prefix(&format!("{field}: "))
-                    .unwrap_or(message);
-                let message = message.split(" at line ").next().unwrap_or(message);
                 vec![error(line, column, field.to_string(), message.to_string())]
             }
             Err(e) => vec![error(1, 1, String::new(), e.to_string())],

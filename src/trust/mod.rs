@@ -227,39 +227,49 @@ impl Ledger {
 
     /// Where `key` stands at `now`.
     pub fn standing(&self, key: &StepKey, earn: Option<&Earn>, now: Timestamp) -> Standing {
-        let Some(earn) = earn else {
-            return Standing::Bounded;
+        standing_of(&self.of(key), earn, now)
+    }
+
+    /// One step's entries, oldest first.
+    pub(super) fn of(&self, key: &StepKey) -> Vec<&LedgerEntry> {
+        self.entries.iter().filter(|e| &e.key == key).collect()
+    }
+}
+
+/// Where a step stands at `now`, from its entries (oldest first).
+fn standing_of(entries: &[&LedgerEntry], earn: Option<&Earn>, now: Timestamp) -> Standing {
+    let Some(earn) = earn else {
+        return Standing::Bounded;
+    };
+    let mine: Vec<&LedgerEntry> = entries
+        .iter()
+        .filter(|e| e.at <= now && now - e.at <= earn.window.0)
+        .copied()
+        .collect();
+    // Entries are in the order they happened: what counts is what came
+    // after the last demotion.
+    let last = mine.iter().rposition(|e| e.event.demotes());
+    let demotion = last.map(|i| mine[i]);
+    let since = &mine[last.map_or(0, |i| i + 1)..];
+    let approvals = count_approvals(since);
+    let verified = count(since, Event::Verified);
+    if approvals >= earn.approvals && verified >= earn.verified {
+        return Standing::Earned {
+            approvals,
+            verified,
         };
-        let mine: Vec<&LedgerEntry> = self
-            .entries
-            .iter()
-            .filter(|e| &e.key == key && e.at <= now && now - e.at <= earn.window.0)
-            .collect();
-        // Entries are in the order they happened: what counts is what came
-        // after the last demotion.
-        let last = mine.iter().rposition(|e| e.event.demotes());
-        let demotion = last.map(|i| mine[i]);
-        let since = &mine[last.map_or(0, |i| i + 1)..];
-        let approvals = count_approvals(since);
-        let verified = count(since, Event::Verified);
-        if approvals >= earn.approvals && verified >= earn.verified {
-            return Standing::Earned {
-                approvals,
-                verified,
-            };
-        }
-        match demotion {
-            Some(d) => Standing::Demoted {
-                approvals,
-                verified,
-                reason: demotion_reason(d),
-                at: d.at,
-            },
-            None => Standing::Asks {
-                approvals,
-                verified,
-            },
-        }
+    }
+    match demotion {
+        Some(d) => Standing::Demoted {
+            approvals,
+            verified,
+            reason: demotion_reason(d),
+            at: d.at,
+        },
+        None => Standing::Asks {
+            approvals,
+            verified,
+        },
     }
 }
 

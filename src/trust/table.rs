@@ -1,6 +1,6 @@
 //! `medic trust`: each step's record and standing, as a table or JSON.
 
-use super::{Earn, Event, Ledger, Standing, StepKey};
+use super::{Earn, Event, Ledger, LedgerEntry, Standing, StepKey, standing_of};
 use crate::model::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -28,19 +28,26 @@ pub struct Row {
 /// A row for every step the ledger knows, in playbook and step order.
 /// Without `earn` the counts cover the whole ledger.
 pub fn rows(ledger: &Ledger, earn: Option<&Earn>, now: Timestamp) -> Vec<Row> {
-    let keys: std::collections::BTreeSet<&StepKey> =
-        ledger.entries().iter().map(|e| &e.key).collect();
-    keys.into_iter()
-        .map(|key| row(ledger, key, earn, now))
+    let mut by_step: BTreeMap<&StepKey, Vec<&LedgerEntry>> = BTreeMap::new();
+    for e in ledger.entries() {
+        by_step.entry(&e.key).or_default().push(e);
+    }
+    by_step
+        .into_iter()
+        .map(|(key, entries)| row_of(key, &entries, earn, now))
         .collect()
 }
 
 /// One step's row.
 pub fn row(ledger: &Ledger, key: &StepKey, earn: Option<&Earn>, now: Timestamp) -> Row {
+    row_of(key, &ledger.of(key), earn, now)
+}
+
+fn row_of(key: &StepKey, entries: &[&LedgerEntry], earn: Option<&Earn>, now: Timestamp) -> Row {
     let window = earn.map_or(i64::MAX, |e| e.window.0);
     let mut counts: BTreeMap<Event, u32> = BTreeMap::new();
-    for e in ledger.entries() {
-        if &e.key == key && e.at <= now && now - e.at <= window {
+    for e in entries {
+        if e.at <= now && now - e.at <= window {
             *counts.entry(e.event).or_default() += 1;
         }
     }
@@ -59,7 +66,7 @@ pub fn row(ledger: &Ledger, key: &StepKey, earn: Option<&Earn>, now: Timestamp) 
         verified: n(Event::Verified),
         failed: n(Event::Failed),
         rolled_back: n(Event::RolledBack),
-        standing: ledger.standing(key, earn, now),
+        standing: standing_of(entries, earn, now),
     }
 }
 

@@ -38,13 +38,8 @@ pub fn tidy(message: &str) -> String {
         .step_by(2)
         .filter(|s| !s.is_empty())
         .collect();
-    let nearest = known
-        .iter()
-        .map(|k| (crate::act::catalog::edit_distance(field, k), *k))
-        .filter(|(d, k)| *d <= (k.len() / 2).clamp(1, 3))
-        .min();
-    match nearest {
-        Some((_, k)) => {
+    match crate::model::nearest(field, known) {
+        Some(k) => {
             format!("unknown {what} `{field}` (did you mean `{k}`?); expected {expected}")
         }
         None => format!("unknown {what} `{field}`; expected {expected}"),
