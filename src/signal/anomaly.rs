@@ -8,6 +8,18 @@
 //! it over `baseline + skip` with one range query and scores the newest
 //! sample against the baseline's median and MAD (a robust z-score, which a
 //! few earlier spikes do not move).
+//!
+//! The z-score trusts the MAD to describe the spread, and for heavy-tailed
+//! or coarse series it does not: a p99 over a handful of requests is a
+//! histogram bucket bound, so it sits on one value most minutes and jumps a
+//! bucket or two now and then, and a MAD of (nearly) zero turns every jump
+//! into a huge z. So a value must also lie beyond every value of its
+//! baseline: a level the series reached minutes ago is not unusual for it,
+//! whatever the MAD says. For a smooth series a z past the sensitivity is
+//! beyond the baseline's range anyway, and the test costs nothing. Because a
+//! lasting shift would then be "seen" as soon as it enters the baseline, a
+//! run at the baseline's end that is itself the change is left out of it
+//! (`history_len`).
 
 use crate::model::{Secs, Timestamp};
 use schemars::JsonSchema;
@@ -87,6 +99,9 @@ pub struct Score {
     /// Robust z-score: signed distance from the median in units of
     /// 1.4826 x MAD (floored, so a flat baseline does not divide by zero).
     pub z: f64,
+    /// The smallest and largest baseline values.
+    pub lowest: f64,
+    pub highest: f64,
 }
 
 impl AnomalySpec {
@@ -105,10 +120,12 @@ impl AnomalySpec {
         } else {
             (change / score.median).abs()
         };
+        let up = score.z >= self.sensitivity && value > score.highest;
+        let down = score.z <= -self.sensitivity && value < score.lowest;
         let direction_ok = match self.direction {
-            Direction::Up => score.z >= self.sensitivity,
-            Direction::Down => score.z <= -self.sensitivity,
-            Direction::Both => score.z.abs() >= self.sensitivity,
+            Direction::Up => up,
+            Direction::Down => down,
+            Direction::Both => up || down,
         };
         direction_ok && relative >= self.min_relative_change
     }
@@ -135,14 +152,62 @@ impl AnomalySpec {
         if baseline.len() < self.min_samples.max(1) {
             return None;
         }
+        baseline.truncate(self.history_len(&baseline));
         Some((value, robust_score(&mut baseline, value)))
+    }
+
+    /// How much of `baseline` (in time order) is history. A run of samples
+    /// at its end that all lie beyond the range of everything before them,
+    /// the least extreme of them an anomaly against it, is a change under
+    /// way, not the series' normal: judged against what came before it, a
+    /// lasting shift stays an anomaly for about as long as the baseline
+    /// remembers the old level, not only for `skip`. A ramp is no such run
+    /// (each sample is a little past the last, not far past the rest), nor
+    /// are scattered spikes. The longest such run is left out, keeping at
+    /// least `min_samples` of history.
+    fn history_len(&self, baseline: &[f64]) -> usize {
+        let n = baseline.len();
+        let keep = self.min_samples.max(1);
+        if n <= keep {
+            return n;
+        }
+        // The lowest and highest value from each index to the end.
+        let mut run_lo = vec![f64::INFINITY; n + 1];
+        let mut run_hi = vec![f64::NEG_INFINITY; n + 1];
+        for i in (0..n).rev() {
+            run_lo[i] = run_lo[i + 1].min(baseline[i]);
+            run_hi[i] = run_hi[i + 1].max(baseline[i]);
+        }
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for (start, v) in baseline.iter().enumerate() {
+            if start >= keep {
+                let up = self.direction != Direction::Down && run_lo[start] > hi;
+                let down = self.direction != Direction::Up && run_hi[start] < lo;
+                let least_extreme = if up { run_lo[start] } else { run_hi[start] };
+                if (up || down) && {
+                    let mut before = baseline[..start].to_vec();
+                    let score = robust_score(&mut before, least_extreme);
+                    self.is_anomalous(least_extreme, &score)
+                } {
+                    return start;
+                }
+            }
+            lo = lo.min(*v);
+            hi = hi.max(*v);
+        }
+        n
     }
 }
 
-/// Median and MAD of `baseline` (reordered in place), and the robust z of
-/// `value`. The MAD is floored at 1% of the median's size, and above zero,
-/// so a perfectly flat history still gives a finite, large score.
+/// Median, MAD and range of `baseline` (reordered in place), and the robust
+/// z of `value`. The MAD is floored at 1% of the median's size, and above
+/// zero, so a perfectly flat history still gives a finite, large score.
 pub fn robust_score(baseline: &mut [f64], value: f64) -> Score {
+    let (lowest, highest) = baseline
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
     let median = median_in_place(baseline);
     for v in baseline.iter_mut() {
         *v = (*v - median).abs();
@@ -152,6 +217,8 @@ pub fn robust_score(baseline: &mut [f64], value: f64) -> Score {
     Score {
         median,
         z: (value - median) / scale,
+        lowest,
+        highest,
     }
 }
 
@@ -229,6 +296,65 @@ mod tests {
         let mut base = vec![100.0; 20];
         let big = robust_score(&mut base, 140.0);
         assert!(s.is_anomalous(140.0, &big));
+    }
+
+    #[test]
+    fn a_coarse_series_is_not_flagged_for_a_level_it_reached_minutes_ago() {
+        // A p99 over a few requests: a bucket bound most minutes, the next
+        // bucket now and then. The MAD is zero, so the z of the next bucket
+        // is huge, but the baseline has been there before.
+        let mut history = vec![0.00995; 10];
+        history[3] = 0.0245;
+        let mut base = history.clone();
+        let seen = robust_score(&mut base, 0.0245);
+        assert!(seen.z > 4.0, "{seen:?}");
+        let s = AnomalySpec::default();
+        assert!(!s.is_anomalous(0.0245, &seen), "{seen:?}");
+        // A bucket it has not reached is still an anomaly.
+        let mut base = history.clone();
+        let new = robust_score(&mut base, 0.247);
+        assert!(s.is_anomalous(0.247, &new), "{new:?}");
+        // And so, downwards, is a level below everything seen.
+        let down = AnomalySpec {
+            direction: Direction::Down,
+            ..AnomalySpec::default()
+        };
+        let mut base = vec![100.0, 100.0, 60.0, 100.0, 100.0];
+        let dip = robust_score(&mut base, 60.0);
+        assert!(!down.is_anomalous(60.0, &dip), "{dip:?}");
+    }
+
+    #[test]
+    fn a_lasting_shift_stays_an_anomaly_once_it_is_in_the_baseline() {
+        // Steady at 100 (a wobble of 2) for 20 minutes, then 25 from then on.
+        let v: Vec<f64> = (0..40)
+            .map(|i| if i < 20 { 100.0 + (i % 3) as f64 } else { 25.0 })
+            .collect();
+        let s = series(&v);
+        let down = AnomalySpec {
+            direction: Direction::Down,
+            min_samples: 3,
+            ..spec()
+        };
+        // Minute 29: the baseline [17, 27) holds seven minutes of the drop,
+        // which is the change under way, not history: judged against the
+        // three minutes before it (its median would say 25 is normal).
+        let (value, score) = down.score_at(&s, 29 * 60).unwrap();
+        assert!(score.median > 99.0, "{score:?}");
+        assert!(down.is_anomalous(value, &score));
+        // Minute 37: history is the drop alone; the new level is normal.
+        let (value, score) = down.score_at(&s, 37 * 60).unwrap();
+        assert!(!down.is_anomalous(value, &score), "{score:?}");
+    }
+
+    #[test]
+    fn a_ramp_is_judged_against_its_whole_baseline() {
+        // A steady climb of 1 a minute (memory warming up): every stretch
+        // at the end is above what came before, but not far above it.
+        let v: Vec<f64> = (0..20).map(|i| 100.0 + i as f64).collect();
+        let (value, score) = spec().score_at(&series(&v), 19 * 60).unwrap();
+        assert_eq!(score.lowest, 107.0, "the whole window [7, 17): {score:?}");
+        assert!(!spec().is_anomalous(value, &score));
     }
 
     #[test]
