@@ -169,12 +169,15 @@ async fn imported_faults_rank_the_faulty_service_first() {
 }
 
 /// Train Ticket, a system nothing was tuned on: the same importer and
-/// detectors. CPU contention shows in the faulty pod and is ranked first;
-/// a wrong return or an exception costs the faulty service no CPU and no
-/// time at these loads, so medic blames others, and therefore only
-/// escalates: on no fault does it change the cluster.
+/// detectors, the whole day. CPU contention shows in the faulty pod and is
+/// ranked first. A wrong return or an exception costs the faulty service
+/// no CPU and no time at these loads: medic mostly sees nothing, and where
+/// it opens an incident it does not blame the faulty service, so it only
+/// escalates. On no fault does it change the cluster, and the noise of
+/// p99s over a handful of requests opens at most one false incident per
+/// fault window.
 #[tokio::test]
-async fn on_train_ticket_cpu_faults_are_ranked_first_and_code_faults_only_escalated() {
+async fn on_train_ticket_cpu_faults_are_ranked_first_and_code_faults_change_nothing() {
     let day = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/datasets/nezha-train-ticket/2023-01-29");
     if !day.is_dir() {
@@ -184,26 +187,12 @@ async fn on_train_ticket_cpu_faults_are_ranked_first_and_code_faults_only_escala
     let out = tempfile::tempdir().unwrap();
     let imported = import_day(&day, out.path()).unwrap();
     assert_eq!(imported.written.len(), 28, "{:?}", imported.skipped);
-    for (file, rank) in [
-        (
-            "2023-01-29-14-49-57-cpu_contention-ts-food-service.yaml",
-            Some(1),
-        ),
-        (
-            "2023-01-29-13-31-54-cpu_contention-ts-contacts-service.yaml",
-            Some(1),
-        ),
-        // ts-basic-service was the root cause of an incident just before:
-        // second, as a suspect from history.
-        ("2023-01-29-09-03-53-return-ts-basic-service.yaml", Some(2)),
-        ("2023-01-29-10-04-34-exception-ts-travel-service.yaml", None),
-    ] {
-        let loaded = Loaded::load(&out.path().join(file)).unwrap();
+    let mut reports = Vec::new();
+    for file in &imported.written {
+        let loaded = Loaded::load(file).unwrap();
         let r = replay_loaded(&loaded, &ReplayOptions::embedded())
             .await
             .unwrap();
-        assert_eq!(r.root_cause_rank, rank, "{file}: {:?}", r.failures);
-        assert!(!r.incidents.is_empty(), "{file}: something is seen");
         for inc in &r.incidents {
             let changed: Vec<&str> = inc
                 .actions
@@ -211,7 +200,12 @@ async fn on_train_ticket_cpu_faults_are_ranked_first_and_code_faults_only_escala
                 .filter(|a| a.result != medic::act::ActionResult::DryRun)
                 .map(|a| a.action.as_str())
                 .collect();
-            assert!(changed.is_empty(), "{file}: {} acted: {changed:?}", inc.id);
+            assert!(
+                changed.is_empty(),
+                "{}: {} acted: {changed:?}",
+                r.fixture,
+                inc.id
+            );
             // Planned (a minute after opening, before the recording ends):
             // handed to people.
             let planned = inc
@@ -220,11 +214,43 @@ async fn on_train_ticket_cpu_faults_are_ranked_first_and_code_faults_only_escala
                 .any(|t| t.stage == medic::incident::Stage::Plan);
             assert!(
                 !planned || !inc.escalations.is_empty(),
-                "{file}: {} told no one",
+                "{}: {} told no one",
+                r.fixture,
                 inc.id
             );
         }
+        reports.push(r);
     }
+    let by_name = |part: &str| {
+        reports
+            .iter()
+            .find(|r| r.file.ends_with(part))
+            .unwrap_or_else(|| panic!("no fixture {part}"))
+    };
+    for part in [
+        "2023-01-29-13-31-54-cpu_contention-ts-contacts-service.yaml",
+        "2023-01-29-14-49-57-cpu_contention-ts-food-service.yaml",
+    ] {
+        let r = by_name(part);
+        assert_eq!(r.root_cause_rank, Some(1), "{part}: {:?}", r.failures);
+    }
+    // A wrong return in ts-food-service: seen (its callers' latency), but
+    // the faulty service is not among the candidates.
+    let ret = by_name("2023-01-29-09-30-09-return-ts-food-service.yaml");
+    assert!(ret.evaluated_incident.is_some());
+    assert_eq!(ret.root_cause_rank, None);
+    // An exception in ts-travel-service: nothing of it shows, and medic
+    // opens nothing.
+    let exc = by_name("2023-01-29-10-04-34-exception-ts-travel-service.yaml");
+    assert!(exc.incidents.is_empty(), "{:?}", exc.incidents);
+    let false_incidents: usize = reports.iter().map(|r| r.false_incidents).sum();
+    assert!(
+        false_incidents <= reports.len(),
+        "{false_incidents} false incidents over {} fault windows",
+        reports.len()
+    );
+    let table = render::ranking_accuracy(&reports);
+    assert!(table.contains("cpu_contention       4   1.00"), "{table}");
 }
 
 #[test]

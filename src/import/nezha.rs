@@ -12,7 +12,7 @@
 
 use crate::model::{ObjectRef, Secs};
 use crate::replay::series::compress_values;
-use crate::replay::{Edge, Expect, Fixture, SeriesSpec};
+use crate::replay::{EarlierFault, Edge, Expect, Fixture, SeriesSpec};
 use chrono::NaiveDateTime;
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -250,10 +250,13 @@ pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
         .ctx(|| "the built-in Nezha detectors".to_string())?;
     // Faults follow each other every eight minutes or so: a window that ran
     // past the next injection would hold that fault's effects too.
-    let mut injections: Vec<i64> = faults
+    let mut injections: Vec<(i64, &str)> = faults
         .values()
         .flatten()
-        .filter_map(|f| f["inject_time"].as_str().and_then(parse_time))
+        .filter_map(|f| {
+            let at = f["inject_time"].as_str().and_then(parse_time)?;
+            Some((at, f["inject_pod"].as_str().and_then(service_of)?))
+        })
         .collect();
     injections.sort_unstable();
     for fault in faults.values().flatten() {
@@ -286,7 +289,17 @@ pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
             continue;
         }
         let start = inject - BEFORE;
-        let next = injections.iter().copied().find(|&t| t > inject);
+        let next = injections.iter().map(|(t, _)| *t).find(|&t| t > inject);
+        // Earlier faults whose effects the window may hold: those injected
+        // within a window's length after-part before it starts, or in it.
+        let earlier_faults = injections
+            .iter()
+            .filter(|(t, _)| (start - AFTER..inject).contains(t))
+            .map(|(t, svc)| EarlierFault {
+                onset: Secs(t - start),
+                root_cause: ObjectRef::namespaced("Deployment", NAMESPACE, svc),
+            })
+            .collect();
         let after = window_after(inject, next);
         let slots = ((BEFORE + after) / STEP) as usize + 1;
         let mut series = Vec::new();
@@ -392,6 +405,7 @@ pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
             expect: Expect {
                 onset: Some(Secs(BEFORE)),
                 root_cause: Some(deployment(service)),
+                earlier_faults,
                 ..Expect::default()
             },
         };

@@ -144,6 +144,13 @@ pub struct Expect {
     /// signal to fire of those whose condition began at or after `onset`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_cause: Option<ObjectRef>,
+    /// Faults injected before `onset` whose effects the recording may hold
+    /// (fault-injection data injects one every few minutes). An incident
+    /// whose signals all began before `onset`, but after one of these, and
+    /// that names its root cause among its candidates, is that fault's:
+    /// counted apart from the false incidents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_faults: Vec<EarlierFault>,
     /// Actions taken, in this order (all incidents, by time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actions: Option<Vec<String>>,
@@ -165,6 +172,15 @@ pub struct Expect {
     /// No incident may resolve before this: the fault lasts until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_after: Option<Secs>,
+}
+
+/// `expect.earlier_faults`: a fault injected before the one under test.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EarlierFault {
+    /// When it was injected, from the fixture's start (negative: before it).
+    pub onset: Secs,
+    pub root_cause: ObjectRef,
 }
 
 /// `expect.trust`: a playbook step's standing when the replay ends.

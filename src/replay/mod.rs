@@ -13,8 +13,8 @@ mod run;
 pub mod series;
 
 pub use fixture::{
-    DEFAULT_START, Edge, EventSpec, Expect, ExpectNoSignal, ExpectSignal, Fixture, FixtureError,
-    Loaded, SeriesSpec,
+    DEFAULT_START, EarlierFault, Edge, EventSpec, Expect, ExpectNoSignal, ExpectSignal, Fixture,
+    FixtureError, Loaded, SeriesSpec,
 };
 pub use prometheus::{PrometheusError, PrometheusServer, check_tools, free_port};
 pub use report::{ActionReport, IncidentReport, Report, RuleRace, SignalReport};

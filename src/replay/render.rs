@@ -147,13 +147,19 @@ pub fn summary(reports: &[Report]) -> String {
     if !ttds.is_empty() {
         let mut sorted = ttds.clone();
         sorted.sort_unstable();
+        let earlier: usize = reports.iter().map(|r| r.earlier_fault_incidents).sum();
         let _ = writeln!(
             out,
-            "time to detect over {} fixtures with an onset: median {}, worst {}; false incidents: {}",
+            "time to detect over {} fixtures with an onset: median {}, worst {}; false incidents: {}{}",
             sorted.len(),
             format_secs(sorted[sorted.len() / 2]),
             format_secs(sorted[sorted.len() - 1]),
-            reports.iter().map(|r| r.false_incidents).sum::<usize>()
+            reports.iter().map(|r| r.false_incidents).sum::<usize>(),
+            if earlier > 0 {
+                format!(" (and {earlier} of faults injected earlier in the window)")
+            } else {
+                String::new()
+            }
         );
     }
     out.push_str(&races(reports));

@@ -17,9 +17,13 @@ pub struct Report {
     /// First signal minus `expect.onset`; null without onset or signals.
     pub time_to_detect_s: Option<i64>,
     /// Incidents about nothing the fixture injected: all of them in a
-    /// fixture that expects none, else those whose every signal fired
-    /// before `expect.onset`.
+    /// fixture that expects none, else those whose every signal began
+    /// before `expect.onset`, less those of `earlier_fault_incidents`.
     pub false_incidents: usize,
+    /// Incidents of a fault in `expect.earlier_faults`: every signal began
+    /// before `expect.onset` but at or after that fault's injection, and
+    /// its root cause is among the incident's candidates.
+    pub earlier_fault_incidents: usize,
     /// Actions that changed (or tried to change) the cluster in a fixture
     /// that expects no incident: harm done to a healthy cluster.
     pub false_actions: usize,
@@ -263,15 +267,22 @@ impl Report {
             (Some(_), Some((fired, _))) => Some(fired - onset),
             _ => None,
         };
-        let false_incidents = if expect.incidents == Some(0) {
-            incidents.len()
-        } else if expect.onset.is_some() {
+        let before_onset: Vec<&Incident> = if expect.onset.is_some() {
             sources
                 .iter()
                 .filter(|i| !i.signals.iter().any(of_fault))
-                .count()
+                .collect()
         } else {
-            0
+            Vec::new()
+        };
+        let earlier_fault_incidents = before_onset
+            .iter()
+            .filter(|i| of_earlier_fault(i, &expect.earlier_faults, start))
+            .count();
+        let false_incidents = if expect.incidents == Some(0) {
+            incidents.len()
+        } else {
+            before_onset.len() - earlier_fault_incidents
         };
         let evaluated_id = first_of_fault.map(|(_, id)| id.clone());
         let evaluated = incidents
@@ -293,6 +304,7 @@ impl Report {
             failures: Vec::new(),
             time_to_detect_s,
             false_incidents,
+            earlier_fault_incidents,
             false_actions: 0,
             healthy: expect.incidents == Some(0),
             beats: Vec::new(),
@@ -513,6 +525,23 @@ fn check(r: &Report, expect: &Expect) -> Vec<String> {
     failures
 }
 
+/// Whether an incident whose signals all began before the fault under test
+/// is one of the earlier faults': it began at or after that fault's
+/// injection and names that fault's root cause among its candidates
+/// (ranked wrongly, perhaps, but about a real fault).
+fn of_earlier_fault(
+    inc: &Incident,
+    earlier: &[super::fixture::EarlierFault],
+    start: Timestamp,
+) -> bool {
+    let Some(began) = inc.signals.iter().map(|s| s.signal.onset).min() else {
+        return false;
+    };
+    earlier
+        .iter()
+        .any(|f| began >= start + f.onset.0 && inc.candidates.contains(&f.root_cause))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,6 +589,32 @@ mod tests {
         assert_eq!(r.root_cause_rank, Some(1));
         assert_eq!(r.time_to_detect_s, Some(60));
         assert_eq!(r.false_incidents, 1, "the incident of the earlier signal");
+    }
+
+    #[test]
+    fn an_incident_of_an_earlier_fault_is_not_a_false_one() {
+        let expect = Expect {
+            onset: Some(Secs(1200)),
+            root_cause: Some("Deployment/p/payment".parse().unwrap()),
+            earlier_faults: vec![super::super::fixture::EarlierFault {
+                onset: Secs(720),
+                root_cause: "Deployment/p/cart".parse().unwrap(),
+            }],
+            ..Expect::default()
+        };
+        let incidents = [
+            // The earlier fault's, seen on its service after its injection.
+            with_signal("cart", "Deployment/p/cart", 780, 840),
+            // The same service before that injection: noise.
+            with_signal("early", "Deployment/p/cart", 600, 660),
+            // After the injection but about another service: noise.
+            with_signal("other", "Deployment/p/ads", 900, 960),
+            with_signal("fault", "Deployment/p/payment", 1200, 1260),
+        ];
+        let r = Report::build("f", "f.yaml", 0, &incidents, &expect, &Default::default());
+        assert_eq!(r.evaluated_incident.as_deref(), Some("fault"));
+        assert_eq!(r.earlier_fault_incidents, 1);
+        assert_eq!(r.false_incidents, 2);
     }
 
     #[test]
