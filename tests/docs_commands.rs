@@ -51,6 +51,10 @@ const NEEDS: &[(&str, &str)] = &[
     ),
     ("medic replay /tmp/nezha", "the Nezha data set, imported"),
     ("medic replay /tmp/tt", "the Nezha data set, imported"),
+    ("mkdir -p /tmp/obx-src/", "the Nezha data set"),
+    ("cp -r $NEZHA/", "the Nezha data set"),
+    ("rm /tmp/obx-src/", "the Nezha data set, copied"),
+    ("medic replay /tmp/obx", "the Nezha data set, imported"),
     (
         "scripts/install-deps",
         "root, to install packages: CI runs it",
