@@ -38,10 +38,13 @@ fn the_benchmarks_run_and_report_each_figure() {
         "## Memory of `medic run` watching the cluster (3 cycles",
         "## Decision latency (100 open signals)",
         "## Alertmanager intake (500 alerts",
+        "## Anomaly scoring (100 series of each shape",
         "## Replay of 24 hours of a 5-pod cluster",
     ] {
         assert!(out.contains(section), "{section} missing:\n{out}");
     }
+    // Every shape of series is scored, not given up on for want of history.
+    assert_eq!(out.matches("(100 scored)").count(), 3, "{out}");
     let detectors = medic::playbook::Library::embedded()
         .unwrap()
         .detectors

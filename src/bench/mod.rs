@@ -4,6 +4,7 @@
 //! signals, Alertmanager intake, and replay speed. Loopback only; it prints
 //! figures and asserts nothing.
 
+mod anomaly;
 mod kube_api;
 mod synth;
 mod watch;
@@ -163,7 +164,15 @@ pub async fn run(o: &BenchOptions) -> Result<String, BenchError> {
     );
     out.push_str(&intake(o.alerts, &library).await?);
 
-    // 5. Replay speed.
+    // 5. Anomaly scoring.
+    let _ = writeln!(
+        out,
+        "\n## Anomaly scoring ({} series of each shape, default window, 30 s step)",
+        o.pods
+    );
+    out.push_str(&anomaly::scoring(o.pods));
+
+    // 6. Replay speed.
     if o.replay_pods > 0 {
         let _ = writeln!(
             out,

@@ -179,17 +179,19 @@ impl AnomalySpec {
             run_hi[i] = run_hi[i + 1].max(baseline[i]);
         }
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        let mut before = Vec::with_capacity(n);
         for (start, v) in baseline.iter().enumerate() {
             if start >= keep {
                 let up = self.direction != Direction::Down && run_lo[start] > hi;
                 let down = self.direction != Direction::Up && run_hi[start] < lo;
                 let least_extreme = if up { run_lo[start] } else { run_hi[start] };
-                if (up || down) && {
-                    let mut before = baseline[..start].to_vec();
+                if up || down {
+                    before.clear();
+                    before.extend_from_slice(&baseline[..start]);
                     let score = robust_score(&mut before, least_extreme);
-                    self.is_anomalous(least_extreme, &score)
-                } {
-                    return start;
+                    if self.is_anomalous(least_extreme, &score) {
+                        return start;
+                    }
                 }
             }
             lo = lo.min(*v);
