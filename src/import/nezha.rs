@@ -202,6 +202,11 @@ pub struct Imported {
     pub skipped: Vec<String>,
 }
 
+/// The Deployment of a service, where every fixture puts it.
+fn deployment(service: &str) -> ObjectRef {
+    ObjectRef::namespaced("Deployment", NAMESPACE, service)
+}
+
 /// Imports every fault of `day` into fixtures under `out`.
 pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
     let mut result = Imported::default();
@@ -291,13 +296,13 @@ pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
         let start = inject - BEFORE;
         let next = injections.iter().map(|(t, _)| *t).find(|&t| t > inject);
         // Earlier faults whose effects the window may hold: those injected
-        // within a window's length after-part before it starts, or in it.
+        // in it before this one, or up to AFTER before it starts.
         let earlier_faults = injections
             .iter()
             .filter(|(t, _)| (start - AFTER..inject).contains(t))
             .map(|(t, svc)| EarlierFault {
                 onset: Secs(t - start),
-                root_cause: ObjectRef::namespaced("Deployment", NAMESPACE, svc),
+                root_cause: deployment(svc),
             })
             .collect();
         let after = window_after(inject, next);
@@ -366,7 +371,6 @@ pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
                 "metadata": {"name": svc, "namespace": NAMESPACE}, "spec": {"replicas": 1}
             }))?);
         }
-        let deployment = |s: &str| ObjectRef::namespaced("Deployment", NAMESPACE, s);
         let fixture = Fixture {
             approvals: Vec::new(),
             name: format!("nezha {kind} on {service} at {time}"),
