@@ -811,7 +811,13 @@ async fn plan_incident(
 ) -> Option<PlanRun> {
     let library = ctx.library;
     let change_window = ports.config.correlation.change_window.0;
-    inc.diagnosis = diagnose(inc, snap, change_window);
+    inc.diagnosis = diagnose(
+        inc,
+        snap,
+        ctx.topology,
+        change_window,
+        &ctx.library.detectors,
+    );
     let prefer = consult(inc, ctx, snap, now, llm_root).await;
     if let Some(d) = &inc.diagnosis {
         let llm = match &d.llm {

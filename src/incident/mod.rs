@@ -10,7 +10,7 @@ mod topology;
 
 pub use correlate::{CorrelationConfig, correlate, fmt_value};
 pub use index::IncidentIndex;
-pub use rank::rank_root_causes;
+pub use rank::{Assessment, assess, rank_root_causes};
 pub use suspects::{Suspect, recent_suspects};
 pub use timeline::{Stage, TimelineEntry};
 pub use topology::Topology;

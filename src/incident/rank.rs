@@ -13,17 +13,70 @@
 //! 5. strongest signal (largest value), then name, so the order is stable.
 
 use super::{Incident, Topology};
-use crate::cluster::ClusterSnapshot;
+use crate::cluster::{ChangeEvent, ClusterSnapshot};
 use crate::model::{ObjectRef, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// (explained, no resource signal, no recent change, onset): smaller ranks first.
-type Key = (bool, bool, bool, Timestamp);
+/// What the ranking knows of one candidate: the facts its order comes
+/// from, kept so the diagnosis can say why it ranks where it does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment<'a> {
+    /// Its earliest signal's onset.
+    pub onset: Timestamp,
+    /// A `resource` detector fired on it.
+    pub resource: bool,
+    /// Its largest signal value.
+    pub strength: f64,
+    /// A degraded candidate it depends on, which explains it (rule 1).
+    pub explained_by: Option<ObjectRef>,
+    /// Its last change, when within the change window before its onset.
+    pub changed: Option<&'a ChangeEvent>,
+}
 
-struct Candidate {
-    onset: Timestamp,
-    resource: bool,
-    strength: f64,
+/// The facts behind the ranking, for every object with a signal in the incident.
+pub fn assess<'a>(
+    incident: &Incident,
+    snap: &'a ClusterSnapshot,
+    topo: &Topology,
+    change_window: i64,
+    resource: &BTreeSet<String>,
+) -> BTreeMap<ObjectRef, Assessment<'a>> {
+    let mut cands: BTreeMap<ObjectRef, Assessment<'a>> = BTreeMap::new();
+    for s in &incident.signals {
+        let c = cands.entry(s.subject.clone()).or_insert(Assessment {
+            onset: s.signal.onset,
+            resource: false,
+            strength: f64::MIN,
+            explained_by: None,
+            changed: None,
+        });
+        c.onset = c.onset.min(s.signal.onset);
+        c.resource |= resource.contains(&s.signal.name);
+        c.strength = c.strength.max(s.signal.value);
+    }
+    let explained: Vec<Option<ObjectRef>> = cands
+        .iter()
+        .map(|(c, info)| {
+            let depends: BTreeSet<ObjectRef> = if c.is("Node") {
+                snap.workloads_on(&c.name).into_iter().collect()
+            } else {
+                topo.downstream(c)
+            };
+            depends.into_iter().find(|d| {
+                d != c
+                    && cands
+                        .get(d)
+                        .is_some_and(|dep| dep.resource || !info.resource)
+            })
+        })
+        .collect();
+    for ((c, info), by) in cands.iter_mut().zip(explained) {
+        info.explained_by = by;
+        info.changed = snap
+            .last_change(c, info.onset)
+            .filter(|ch| info.onset - ch.at <= change_window);
+    }
+    cands
 }
 
 /// `resource` names the detectors that show a target's own resources saturating.
@@ -34,47 +87,29 @@ pub fn rank_root_causes(
     change_window: i64,
     resource: &BTreeSet<String>,
 ) -> Vec<ObjectRef> {
-    let mut cands: BTreeMap<&ObjectRef, Candidate> = BTreeMap::new();
-    for s in &incident.signals {
-        let c = cands.entry(&s.subject).or_insert(Candidate {
-            onset: s.signal.onset,
-            resource: false,
-            strength: f64::MIN,
-        });
-        c.onset = c.onset.min(s.signal.onset);
-        c.resource |= resource.contains(&s.signal.name);
-        c.strength = c.strength.max(s.signal.value);
-    }
-    let mut keyed: Vec<(Key, f64, &ObjectRef)> = cands
-        .iter()
-        .map(|(&c, info)| {
-            let depends: BTreeSet<ObjectRef> = if c.is("Node") {
-                snap.workloads_on(&c.name).into_iter().collect()
-            } else {
-                topo.downstream(c)
-            };
-            let explained = depends.iter().any(|d| {
-                d != c
-                    && cands
-                        .get(d)
-                        .is_some_and(|dep| dep.resource || !info.resource)
-            });
-            let changed = snap
-                .last_change(c, info.onset)
-                .is_some_and(|ch| info.onset - ch.at <= change_window);
+    let cands = assess(incident, snap, topo, change_window, resource);
+    let mut keyed: Vec<(&ObjectRef, &Assessment)> = cands.iter().collect();
+    // (explained, no resource signal, no recent change, onset): smaller
+    // first; then the strongest signal, then the name, so the order is stable.
+    keyed.sort_by(|(a, x), (b, y)| {
+        let key = |i: &Assessment| {
             (
-                (explained, !info.resource, !changed, info.onset),
-                info.strength,
-                c,
+                i.explained_by.is_some(),
+                !i.resource,
+                i.changed.is_none(),
+                i.onset,
             )
-        })
-        .collect();
-    keyed.sort_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then(b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal))
-            .then(a.2.cmp(b.2))
+        };
+        key(x)
+            .cmp(&key(y))
+            .then(
+                y.strength
+                    .partial_cmp(&x.strength)
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
+            .then(a.cmp(b))
     });
-    keyed.into_iter().map(|(_, _, c)| c.clone()).collect()
+    keyed.into_iter().map(|(c, _)| c.clone()).collect()
 }
 
 #[cfg(test)]
