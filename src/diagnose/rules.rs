@@ -110,25 +110,23 @@ pub fn diagnose(
     if incident.candidates.len() > 1 && !first_because.is_empty() {
         summary.push_str(&format!(" Ranked first: {}.", first_because.join(", and ")));
     }
-    if let Some(change) = snap.last_change(root, first.signal.onset) {
+    if let Some(change) = root_facts.and_then(|f| f.changed) {
         let ago = first.signal.onset - change.at;
-        if ago <= change_window {
-            confidence += 0.2;
-            summary.push_str(&format!(
-                " It began {} after a {} of {} ({}), the likeliest cause.",
-                format_secs(ago),
-                change.kind,
-                root,
-                change.message
-            ));
-            evidence.push(format!(
-                "{} of {} {} before onset: {}",
-                change.kind,
-                root,
-                format_secs(ago),
-                change.message
-            ));
-        }
+        confidence += 0.2;
+        summary.push_str(&format!(
+            " It began {} after a {} of {} ({}), the likeliest cause.",
+            format_secs(ago),
+            change.kind,
+            root,
+            change.message
+        ));
+        evidence.push(format!(
+            "{} of {} {} before onset: {}",
+            change.kind,
+            root,
+            format_secs(ago),
+            change.message
+        ));
     }
     let others: Vec<&ObjectRef> = incident.candidates.iter().skip(1).collect();
     if !others.is_empty() {
