@@ -43,13 +43,22 @@ pub fn assess<'a>(
 ) -> BTreeMap<ObjectRef, Assessment<'a>> {
     let mut cands: BTreeMap<ObjectRef, Assessment<'a>> = BTreeMap::new();
     for s in &incident.signals {
-        let c = cands.entry(s.subject.clone()).or_insert(Assessment {
-            onset: s.signal.onset,
-            resource: false,
-            strength: f64::MIN,
-            explained_by: None,
-            changed: None,
-        });
+        // Looked up first: most signals are about a subject already seen.
+        if !cands.contains_key(&s.subject) {
+            cands.insert(
+                s.subject.clone(),
+                Assessment {
+                    onset: s.signal.onset,
+                    resource: false,
+                    strength: f64::MIN,
+                    explained_by: None,
+                    changed: None,
+                },
+            );
+        }
+        let Some(c) = cands.get_mut(&s.subject) else {
+            continue; // inserted just above
+        };
         c.onset = c.onset.min(s.signal.onset);
         c.resource |= resource.contains(&s.signal.name);
         c.strength = c.strength.max(s.signal.value);
