@@ -235,11 +235,17 @@ pub fn import_day(day: &Path, out: &Path) -> Result<Imported> {
         }
     }
     pods.sort_by(|a, b| a.name.cmp(&b.name));
+    // Only calls between services the recording has: Online Boutique's
+    // file also lists pod IPs and the load generator, which are not
+    // services medic could rank, and would link services that share an IP.
+    let services: BTreeSet<&str> = pods.iter().filter_map(|p| service_of(&p.name)).collect();
     let mut edges = BTreeSet::new();
     if let Ok(mut deps) = csv::Reader::from_path(metric.join("dependency.csv")) {
         for r in deps.records().flatten() {
             if let (Some(from), Some(to)) = (r.get(0), r.get(1))
                 && from != to
+                && services.contains(from)
+                && services.contains(to)
             {
                 edges.insert((from.to_string(), to.to_string()));
             }
