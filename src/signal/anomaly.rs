@@ -19,7 +19,10 @@
 //! beyond the baseline's range anyway, and the test costs nothing. Because a
 //! lasting shift would then be "seen" as soon as it enters the baseline, a
 //! run at the baseline's end that is itself the change is left out of it
-//! (`history_len`).
+//! (`history_len`), and so, because trouble recurs, is an earlier episode
+//! (two or more samples in a row that were anomalies when they occurred):
+//! a fault coming back is judged against the series' normal, not against
+//! its first occurrence.
 
 use crate::model::{Secs, Timestamp};
 use schemars::JsonSchema;
@@ -109,7 +112,8 @@ impl AnomalySpec {
     /// evaluation, in whole `step`s so the evaluation time is a sample.
     pub fn lookback(&self, step: i64) -> i64 {
         let step = step.max(1);
-        (self.baseline.0.max(0) + self.skip.0.max(0) + step - 1) / step * step
+        // Twice: the baseline's own samples are judged against theirs.
+        (2 * (self.baseline.0.max(0) + self.skip.0.max(0)) + step - 1) / step * step
     }
 
     /// Whether `score` of `value` is an anomaly under this spec.
@@ -133,27 +137,128 @@ impl AnomalySpec {
     /// Scores the sample at `at` of a series (samples sorted by time)
     /// against the samples in `[at - skip - baseline, at - skip)`. None when
     /// there is no finite sample at `at` or too few baseline samples.
+    ///
+    /// Past episodes are left out of the baseline: a run of two or more
+    /// samples in a row that were anomalies when they occurred (by the plain
+    /// test against their own baselines) is a fault the series went
+    /// through, not its normal, and a fault coming back must not be judged
+    /// against it. One-sample spikes stay: they are the noise the range test
+    /// is there to remember. So the range query must reach back `lookback`.
     pub fn score_at(&self, samples: &[(Timestamp, f64)], at: Timestamp) -> Option<(f64, Score)> {
         let idx = samples.binary_search_by_key(&at, |s| s.0).ok()?;
         let value = samples[idx].1;
         if !value.is_finite() {
             return None;
         }
+        let window = self.finite_baseline(samples, at)?;
+        let ranges = self.own_ranges(samples, &window);
+        let flagged: Vec<bool> = window
+            .iter()
+            .zip(ranges)
+            .map(|(&(j, v), range)| {
+                // Inside its own baseline's range it cannot have been one.
+                range.is_some_and(|(lo, hi)| !(lo..=hi).contains(&v))
+                    && self.was_anomalous(samples, j, v)
+            })
+            .collect();
+        let mut baseline: Vec<f64> = window
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| !in_episode(&flagged, k))
+            .map(|(_, &(_, v))| v)
+            .collect();
+        if baseline.len() < self.min_samples.max(1) {
+            baseline = window.iter().map(|&(_, v)| v).collect();
+        }
+        baseline.truncate(self.history_len(&baseline));
+        Some((value, robust_score(&mut baseline, value)))
+    }
+
+    /// The finite samples (index, value) of the baseline of `at`; None when
+    /// there are fewer than `min_samples`.
+    fn finite_baseline(
+        &self,
+        samples: &[(Timestamp, f64)],
+        at: Timestamp,
+    ) -> Option<Vec<(usize, f64)>> {
         let to = at - self.skip.0.max(0);
         let from = to - self.baseline.0.max(0);
         let lo = samples.partition_point(|s| s.0 < from);
         let hi = samples.partition_point(|s| s.0 < to);
-        let mut baseline: Vec<f64> = samples
+        let window: Vec<(usize, f64)> = samples
             .get(lo..hi)?
             .iter()
-            .map(|s| s.1)
-            .filter(|v| v.is_finite())
+            .enumerate()
+            .map(|(k, s)| (lo + k, s.1))
+            .filter(|(_, v)| v.is_finite())
             .collect();
-        if baseline.len() < self.min_samples.max(1) {
-            return None;
+        (window.len() >= self.min_samples.max(1)).then_some(window)
+    }
+
+    /// The lowest and highest finite value of each of `window`'s samples'
+    /// own baselines (None with fewer than `min_samples`), by sliding
+    /// minimum and maximum: the windows move forward together, so this is
+    /// linear in the samples, not quadratic.
+    fn own_ranges(
+        &self,
+        samples: &[(Timestamp, f64)],
+        window: &[(usize, f64)],
+    ) -> Vec<Option<(f64, f64)>> {
+        use std::collections::VecDeque;
+        let (mut lo, mut hi) = (0usize, 0usize);
+        let (mut mins, mut maxs): (VecDeque<usize>, VecDeque<usize>) = Default::default();
+        let mut count = 0usize;
+        let mut out = Vec::with_capacity(window.len());
+        for &(j, _) in window {
+            let to = samples[j].0 - self.skip.0.max(0);
+            let from = to - self.baseline.0.max(0);
+            while hi < samples.len() && samples[hi].0 < to {
+                let v = samples[hi].1;
+                if v.is_finite() {
+                    count += 1;
+                    while mins.back().is_some_and(|&b| samples[b].1 >= v) {
+                        mins.pop_back();
+                    }
+                    mins.push_back(hi);
+                    while maxs.back().is_some_and(|&b| samples[b].1 <= v) {
+                        maxs.pop_back();
+                    }
+                    maxs.push_back(hi);
+                }
+                hi += 1;
+            }
+            while lo < hi && samples[lo].0 < from {
+                if samples[lo].1.is_finite() {
+                    count -= 1;
+                }
+                lo += 1;
+            }
+            while mins.front().is_some_and(|&f| f < lo) {
+                mins.pop_front();
+            }
+            while maxs.front().is_some_and(|&f| f < lo) {
+                maxs.pop_front();
+            }
+            out.push(match (mins.front(), maxs.front()) {
+                (Some(&a), Some(&b)) if count >= self.min_samples.max(1) => {
+                    Some((samples[a].1, samples[b].1))
+                }
+                _ => None,
+            });
         }
-        baseline.truncate(self.history_len(&baseline));
-        Some((value, robust_score(&mut baseline, value)))
+        out
+    }
+
+    /// Whether sample `j` (value `v`) was an anomaly against its own
+    /// baseline by the plain test (no episodes left out): false without
+    /// enough history before it.
+    fn was_anomalous(&self, samples: &[(Timestamp, f64)], j: usize, v: f64) -> bool {
+        let Some(window) = self.finite_baseline(samples, samples[j].0) else {
+            return false;
+        };
+        let mut base: Vec<f64> = window.into_iter().map(|(_, w)| w).collect();
+        let score = robust_score(&mut base, v);
+        self.is_anomalous(v, &score)
     }
 
     /// How much of `baseline` (in time order) is history. A run of samples
@@ -199,6 +304,11 @@ impl AnomalySpec {
         }
         n
     }
+}
+
+/// Whether `flags[k]` is part of a run of two or more flags in a row.
+fn in_episode(flags: &[bool], k: usize) -> bool {
+    flags[k] && ((k > 0 && flags[k - 1]) || flags.get(k + 1).copied().unwrap_or(false))
 }
 
 /// Median, MAD and range of `baseline` (reordered in place), and the robust
@@ -347,6 +457,40 @@ mod tests {
         // Minute 37: history is the drop alone; the new level is normal.
         let (value, score) = down.score_at(&s, 37 * 60).unwrap();
         assert!(!down.is_anomalous(value, &score), "{score:?}");
+    }
+
+    #[test]
+    fn a_fault_that_comes_back_is_not_judged_against_its_first_episode() {
+        // A p99 near 0.1 s; a fault lifts it to 0.9 s for minutes 20-22 and
+        // again from minute 28, while the first episode is still in the
+        // baseline [16, 26) of minute 28.
+        let v: Vec<f64> = (0..32)
+            .map(|i| match i {
+                20..=22 | 28.. => 0.9,
+                _ => 0.1 + 0.01 * (i % 3) as f64,
+            })
+            .collect();
+        let s = series(&v);
+        let (value, score) = spec().score_at(&s, 20 * 60).unwrap();
+        assert!(spec().is_anomalous(value, &score), "first: {score:?}");
+        let (value, score) = spec().score_at(&s, 28 * 60).unwrap();
+        assert!(score.highest < 0.2, "the episode is left out: {score:?}");
+        assert!(spec().is_anomalous(value, &score), "again: {score:?}");
+    }
+
+    #[test]
+    fn a_one_sample_spike_stays_in_the_baseline_and_masks_the_next() {
+        // The coarse p99 again: one minute at the next bucket is noise, and
+        // the next time it gets there is no news.
+        let mut v = vec![0.00995; 30];
+        v[20] = 0.0245;
+        v[27] = 0.0245;
+        let s = series(&v);
+        let (value, score) = spec().score_at(&s, 20 * 60).unwrap();
+        assert!(spec().is_anomalous(value, &score), "{score:?}");
+        let (value, score) = spec().score_at(&s, 27 * 60).unwrap();
+        assert_eq!(score.highest, 0.0245);
+        assert!(!spec().is_anomalous(value, &score), "{score:?}");
     }
 
     #[test]

@@ -242,7 +242,9 @@ mod tests {
         let out = observe_at(&m, &[detector()], at, 30).await;
         assert_eq!(
             *m.requests.lock().unwrap(),
-            vec![format!("range rps [{}, {at}] step 30", at - 720)]
+            // Twice the 10m baseline and 2m skip: the baseline's own
+            // samples are judged against theirs.
+            vec![format!("range rps [{}, {at}] step 30", at - 1440)]
         );
         let DetectorOutcome::Ok(list) = &out["rps_drop"] else {
             panic!("{out:?}")
@@ -261,7 +263,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             m.requests.lock().unwrap()[0],
-            format!("range rps [{}, {end}] step 30", start - 720)
+            format!("range rps [{}, {end}] step 30", start - 1440)
         );
         let mut fired = Vec::new();
         for (at, outcomes) in &replay {
