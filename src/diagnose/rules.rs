@@ -102,9 +102,20 @@ pub fn diagnose(
         first_because.push("its own resources saturate".to_string());
     }
     let calls: Vec<&ObjectRef> = topo.callees(root).collect();
-    if !root.is("Node") && !calls.is_empty() && root_facts.is_some_and(|f| f.explained_by.is_none())
+    let symptoms_only = root_facts.is_some_and(|f| !f.resource && f.changed.is_none());
+    let silent: Vec<&ObjectRef> = calls
+        .iter()
+        .copied()
+        .filter(|c| !facts.contains_key(*c))
+        .collect();
+    // Said here unless the lead below says more: which callees show nothing.
+    let lead = symptoms_only && !silent.is_empty();
+    if !root.is("Node")
+        && !calls.is_empty()
+        && !lead
+        && root_facts.is_some_and(|f| f.explained_by.is_none())
     {
-        first_because.push("nothing it calls shows trouble".to_string());
+        first_because.push("nothing it calls explains it".to_string());
     }
     // Why first says something only when there is a second.
     if incident.candidates.len() > 1 && !first_because.is_empty() {
@@ -159,12 +170,7 @@ pub fn diagnose(
         }
         summary.push_str(&format!(" Also in this incident: {}.", named.join("; ")));
     }
-    let symptoms_only = root_facts.is_some_and(|f| !f.resource && f.changed.is_none());
-    let silent: Vec<&ObjectRef> = calls
-        .into_iter()
-        .filter(|c| !facts.contains_key(*c))
-        .collect();
-    if symptoms_only && !silent.is_empty() {
+    if lead {
         // A guess among those, not evidence: say so, and trust it less.
         confidence -= 0.1;
         let mut named: Vec<String> = silent
@@ -311,7 +317,7 @@ mod tests {
             out.summary,
             "Deployment/p/contacts is the most likely root cause: cpu_saturation on Pod/p/contacts-1, 50.7 \
              (CPU use as a multiple of its median); server_latency on Pod/p/contacts-1, 0.99. \
-             Ranked first: its own resources saturate, and nothing it calls shows trouble. \
+             Ranked first: its own resources saturate, and nothing it calls explains it. \
              Also in this incident: Deployment/p/news (server_latency on Pod/p/news-1, 0.2), not explained by it; \
              Deployment/p/gateway (server_latency on Pod/p/gateway-1, 4.55), explained by it."
         );
