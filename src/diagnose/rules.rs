@@ -45,6 +45,7 @@ pub fn diagnose(
     topo: &Topology,
     change_window: i64,
     detectors: &[Detector],
+    resource: &BTreeSet<String>,
 ) -> Option<Diagnosis> {
     let root = incident.root_cause()?;
     let root_signals: Vec<_> = incident
@@ -70,12 +71,7 @@ pub fn diagnose(
         ),
         None => (signals_of(incident, root, &described), 0.4),
     };
-    let resource: BTreeSet<String> = detectors
-        .iter()
-        .filter(|d| d.spec.resource)
-        .map(|d| d.name.clone())
-        .collect();
-    let facts = assess(incident, snap, topo, change_window, &resource);
+    let facts = assess(incident, snap, topo, change_window, resource);
     let mut confidence = base;
     let mut evidence: Vec<String> = incident
         .signals
@@ -276,14 +272,10 @@ mod tests {
     fn diagnosed(signals: Vec<SignalRecord>, topo: &Topology, detectors: &[Detector]) -> Diagnosis {
         let mut inc = Incident::new("i", 0, Severity::High);
         inc.signals = signals;
-        let resource = detectors
-            .iter()
-            .filter(|d| d.spec.resource)
-            .map(|d| d.name.clone())
-            .collect();
+        let resource = crate::signal::resource_names(detectors);
         let snap = ClusterSnapshot::default();
         inc.candidates = crate::incident::rank_root_causes(&inc, &snap, topo, 3600, &resource);
-        diagnose(&inc, &snap, topo, 3600, detectors).unwrap()
+        diagnose(&inc, &snap, topo, 3600, detectors, &resource).unwrap()
     }
 
     #[test]

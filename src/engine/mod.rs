@@ -134,12 +134,7 @@ impl Engine {
         metrics: Arc<dyn Metrics>,
         escalator: Arc<dyn Escalator>,
     ) -> Self {
-        let resource_detectors = library
-            .detectors
-            .iter()
-            .filter(|d| d.spec.resource)
-            .map(|d| d.name.clone())
-            .collect();
+        let resource_detectors = crate::signal::resource_names(&library.detectors);
         let paused_by_config = config.paused;
         Engine {
             config,
@@ -244,12 +239,7 @@ impl Engine {
     /// and running plans carry on.
     pub fn replace_library(&mut self, library: Library) {
         self.view += 1;
-        self.resource_detectors = library
-            .detectors
-            .iter()
-            .filter(|d| d.spec.resource)
-            .map(|d| d.name.clone())
-            .collect();
+        self.resource_detectors = crate::signal::resource_names(&library.detectors);
         self.library = library;
     }
 
@@ -654,6 +644,7 @@ impl Engine {
             let ctx = PlanCtx {
                 library: &self.library,
                 topology: &self.topology,
+                resource_detectors: &self.resource_detectors,
                 advisor: self.advisor.as_ref(),
                 cluster: self.cluster.as_ref(),
             };
@@ -729,6 +720,8 @@ fn lead_with(inc: &mut Incident, root: &ObjectRef) {
 struct PlanCtx<'a> {
     library: &'a Library,
     topology: &'a Topology,
+    /// The library's `resource` detectors, as the ranking used them.
+    resource_detectors: &'a BTreeSet<String>,
     advisor: Option<&'a Advisor>,
     cluster: &'a dyn Cluster,
 }
@@ -817,6 +810,7 @@ async fn plan_incident(
         ctx.topology,
         change_window,
         &ctx.library.detectors,
+        ctx.resource_detectors,
     );
     let prefer = consult(inc, ctx, snap, now, llm_root).await;
     if let Some(d) = &inc.diagnosis {

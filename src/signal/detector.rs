@@ -5,7 +5,7 @@ use crate::model::{ObjectRef, Secs, Severity};
 use crate::template::{self, Escape, TemplateError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A loaded, linted detector.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +52,16 @@ pub struct TargetTemplate {
     #[serde(default)]
     pub namespace: Option<String>,
     pub name: String,
+}
+
+/// The names of the detectors that show a target's own resources
+/// saturating (`resource: true`): what ranking and diagnosis weigh apart.
+pub fn resource_names(detectors: &[Detector]) -> BTreeSet<String> {
+    detectors
+        .iter()
+        .filter(|d| d.spec.resource)
+        .map(|d| d.name.clone())
+        .collect()
 }
 
 impl TargetTemplate {
