@@ -145,21 +145,26 @@ impl AnomalySpec {
     /// against it. One-sample spikes stay: they are the noise the range test
     /// is there to remember. So the range query must reach back `lookback`.
     pub fn score_at(&self, samples: &[(Timestamp, f64)], at: Timestamp) -> Option<(f64, Score)> {
+        self.score_flagged(samples, &self.plain_flags(samples, at..=at), at)
+    }
+
+    /// `score_at`, with the series' `plain_flags` for times including `at`
+    /// already at hand: a replay scores every step against the same flags.
+    pub fn score_flagged(
+        &self,
+        samples: &[(Timestamp, f64)],
+        flags: &[bool],
+        at: Timestamp,
+    ) -> Option<(f64, Score)> {
         let idx = samples.binary_search_by_key(&at, |s| s.0).ok()?;
         let value = samples[idx].1;
         if !value.is_finite() {
             return None;
         }
         let window = self.finite_baseline(samples, at)?;
-        let ranges = self.own_ranges(samples, &window);
         let flagged: Vec<bool> = window
             .iter()
-            .zip(ranges)
-            .map(|(&(j, v), range)| {
-                // Inside its own baseline's range it cannot have been one.
-                range.is_some_and(|(lo, hi)| !(lo..=hi).contains(&v))
-                    && self.was_anomalous(samples, j, v)
-            })
+            .map(|&(j, _)| flags.get(j).copied().unwrap_or(false))
             .collect();
         let mut baseline: Vec<f64> = window
             .iter()
@@ -195,22 +200,31 @@ impl AnomalySpec {
         (window.len() >= self.min_samples.max(1)).then_some(window)
     }
 
-    /// The lowest and highest finite value of each of `window`'s samples'
-    /// own baselines (None with fewer than `min_samples`), by sliding
-    /// minimum and maximum: the windows move forward together, so this is
-    /// linear in the samples, not quadratic.
-    fn own_ranges(
+    /// For each sample in the baseline of a score at one of the times
+    /// `scored`, whether it was an anomaly when it occurred: against its own
+    /// baseline, by the plain test (no episodes left out). False for the
+    /// other samples, which no such score reads, and for a sample without
+    /// enough history before it. A sample inside its own
+    /// baseline's range cannot have been one; those ranges come from a
+    /// sliding minimum and maximum (the baselines move forward together),
+    /// so only the samples beyond them cost a median.
+    pub fn plain_flags(
         &self,
         samples: &[(Timestamp, f64)],
-        window: &[(usize, f64)],
-    ) -> Vec<Option<(f64, f64)>> {
+        scored: std::ops::RangeInclusive<Timestamp>,
+    ) -> Vec<bool> {
+        let skip = self.skip.0.max(0);
+        let needed = scored.start() - skip - self.baseline.0.max(0)..scored.end() - skip;
         use std::collections::VecDeque;
         let (mut lo, mut hi) = (0usize, 0usize);
         let (mut mins, mut maxs): (VecDeque<usize>, VecDeque<usize>) = Default::default();
         let mut count = 0usize;
-        let mut out = Vec::with_capacity(window.len());
-        for &(j, _) in window {
-            let to = samples[j].0 - self.skip.0.max(0);
+        let mut out = vec![false; samples.len()];
+        for (j, &(at, v)) in samples.iter().enumerate() {
+            if !v.is_finite() {
+                continue;
+            }
+            let to = at - self.skip.0.max(0);
             let from = to - self.baseline.0.max(0);
             while hi < samples.len() && samples[hi].0 < to {
                 let v = samples[hi].1;
@@ -239,12 +253,13 @@ impl AnomalySpec {
             while maxs.front().is_some_and(|&f| f < lo) {
                 maxs.pop_front();
             }
-            out.push(match (mins.front(), maxs.front()) {
-                (Some(&a), Some(&b)) if count >= self.min_samples.max(1) => {
-                    Some((samples[a].1, samples[b].1))
-                }
-                _ => None,
-            });
+            if let (Some(&a), Some(&b)) = (mins.front(), maxs.front())
+                && needed.contains(&at)
+                && count >= self.min_samples.max(1)
+                && !(samples[a].1..=samples[b].1).contains(&v)
+            {
+                out[j] = self.was_anomalous(samples, j, v);
+            }
         }
         out
     }

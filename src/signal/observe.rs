@@ -138,9 +138,13 @@ pub fn anomalies(
     times: &[Timestamp],
 ) -> BTreeMap<Timestamp, Vec<Observation>> {
     let mut out: BTreeMap<Timestamp, Vec<Observation>> = BTreeMap::new();
+    let (Some(&first), Some(&last)) = (times.iter().min(), times.iter().max()) else {
+        return out;
+    };
     for series in ranges {
+        let flags = spec.plain_flags(&series.samples, first..=last);
         for &at in times {
-            if let Some((value, score)) = spec.score_at(&series.samples, at)
+            if let Some((value, score)) = spec.score_flagged(&series.samples, &flags, at)
                 && spec.is_anomalous(value, &score)
             {
                 out.entry(at).or_default().push(Observation {
