@@ -63,6 +63,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/error-rate-after-deploy.yaml"),
     ),
     (
+        "error-rate-from-first-request.yaml",
+        include_str!("../fixtures/incidents/error-rate-from-first-request.yaml"),
+    ),
+    (
         "guard-action-budget.yaml",
         include_str!("../fixtures/incidents/guard-action-budget.yaml"),
     ),
@@ -149,6 +153,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
     (
         "healthy-log-rotation.yaml",
         include_str!("../fixtures/incidents/healthy-log-rotation.yaml"),
+    ),
+    (
+        "healthy-low-traffic.yaml",
+        include_str!("../fixtures/incidents/healthy-low-traffic.yaml"),
     ),
     (
         "healthy-node-drain-and-replace.yaml",

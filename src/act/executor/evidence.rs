@@ -39,6 +39,12 @@ pub fn restores(action: Action, target: Option<&crate::model::ObjectRef>, inc: &
 /// `now`: its detector's condition, with one instant query (an anomaly
 /// detector: one range query over its baseline), or, for a signal an
 /// Alertmanager alert raised, whether the alert has resolved.
+///
+/// The trouble is the workload's, not one pod's: it holds while the
+/// detector still fires for the plan's target or for any other target the
+/// incident holds an open signal of the same detector on, about the same
+/// workload. A rollout replaces the pod whose signal started the plan;
+/// its successors failing the same way is the trouble still there.
 pub async fn check(
     inc: &Incident,
     signal: usize,
@@ -51,7 +57,16 @@ pub async fn check(
         return Evidence::Unknown("the plan's signal is not in the incident".into());
     };
     let s = &record.signal;
-    if let Some(at) = record.cleared_at {
+    // The plan's own signal first, then its open siblings on the workload.
+    let open: Vec<&crate::model::ObjectRef> = std::iter::once(record)
+        .chain(inc.signals.iter().filter(|r| {
+            r.signal.name == s.name && r.subject == record.subject && r.signal.target != s.target
+        }))
+        .filter(|r| r.cleared_at.is_none())
+        .map(|r| &r.signal.target)
+        .collect();
+    if open.is_empty() {
+        let at = record.cleared_at.unwrap_or(now);
         return Evidence::Cleared(format!(
             "{} on {} cleared {}s ago",
             s.name,
@@ -74,7 +89,7 @@ pub async fn check(
                     .spec
                     .target
                     .render(&o.labels)
-                    .is_ok_and(|t| t == s.target)
+                    .is_ok_and(|t| open.contains(&&t))
             });
             if holds {
                 Evidence::Holds
@@ -229,6 +244,51 @@ mod tests {
             check(&cleared, 3, &detectors(), &none, 900, 30).await,
             Evidence::Unknown(_)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_replaced_pod_leaves_the_trouble_to_its_successors_on_the_same_workload() {
+        let sibling = |pod: &str, workload: &str| {
+            let mut r = incident(false, None).signals.remove(0);
+            r.signal.target = ObjectRef::namespaced("Pod", "shop", pod);
+            r.subject = ObjectRef::namespaced("Deployment", "shop", workload);
+            r
+        };
+        // api-1 (the plan's signal) went with the old ReplicaSet; the new
+        // pod api-2 errs the same way.
+        let mut inc = incident(false, Some(800));
+        inc.signals.push(sibling("api-2", "api"));
+        let new_pod_errs = metrics(Some(vec!["api-2"]));
+        assert_eq!(
+            check(&inc, 0, &detectors(), &new_pod_errs, 900, 30).await,
+            Evidence::Holds
+        );
+        // Another workload's pod erring is not this plan's trouble.
+        let mut inc = incident(false, None);
+        inc.signals.push(sibling("web-1", "web"));
+        assert_eq!(
+            check(
+                &inc,
+                0,
+                &detectors(),
+                &metrics(Some(vec!["web-1"])),
+                900,
+                30
+            )
+            .await,
+            Evidence::Cleared("error_rate's condition no longer holds for Pod/shop/api-1".into())
+        );
+        // Nor is a sibling whose signal has cleared.
+        let mut inc = incident(false, Some(800));
+        let mut gone = sibling("api-2", "api");
+        gone.cleared_at = Some(850);
+        inc.signals.push(gone);
+        let none = metrics(Some(vec!["api-2"]));
+        assert_eq!(
+            check(&inc, 0, &detectors(), &none, 900, 30).await,
+            Evidence::Cleared("error_rate on Pod/shop/api-1 cleared 100s ago".into())
+        );
+        assert!(none.asked.lock().unwrap().is_empty());
     }
 
     #[test]
