@@ -57,12 +57,13 @@ pub async fn check(
         return Evidence::Unknown("the plan's signal is not in the incident".into());
     };
     let s = &record.signal;
-    // The plan's own signal first, then its open siblings on the workload.
-    let open: Vec<&crate::model::ObjectRef> = std::iter::once(record)
-        .chain(inc.signals.iter().filter(|r| {
-            r.signal.name == s.name && r.subject == record.subject && r.signal.target != s.target
-        }))
-        .filter(|r| r.cleared_at.is_none())
+    // The open signals of this detector on the workload, the plan's own among them.
+    let open: Vec<&crate::model::ObjectRef> = inc
+        .signals
+        .iter()
+        .filter(|r| {
+            r.signal.name == s.name && r.subject == record.subject && r.cleared_at.is_none()
+        })
         .map(|r| &r.signal.target)
         .collect();
     if open.is_empty() {
