@@ -151,6 +151,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/healthy-job-retry.yaml"),
     ),
     (
+        "healthy-jvm-warmup.yaml",
+        include_str!("../fixtures/incidents/healthy-jvm-warmup.yaml"),
+    ),
+    (
         "healthy-log-rotation.yaml",
         include_str!("../fixtures/incidents/healthy-log-rotation.yaml"),
     ),
@@ -229,6 +233,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
     (
         "job-failed.yaml",
         include_str!("../fixtures/incidents/job-failed.yaml"),
+    ),
+    (
+        "latency-regression-from-first-request.yaml",
+        include_str!("../fixtures/incidents/latency-regression-from-first-request.yaml"),
     ),
     (
         "llm-confirms-pool-owner.yaml",

@@ -152,3 +152,73 @@ workloads:
         .count();
     assert_eq!(pods, 3, "the first pod, then two new ones");
 }
+
+/// Share of a pod's requests answered within `le` seconds between two steps.
+fn share_within(loaded: &Loaded, pod: &str, le: &str, from: usize, to: usize) -> f64 {
+    let bucket = |bound: &str| {
+        loaded
+            .series
+            .iter()
+            .find(|s| {
+                s.name == "http_server_request_duration_seconds_bucket"
+                    && s.labels.get("pod").map(String::as_str) == Some(pod)
+                    && s.labels.get("le").map(String::as_str) == Some(bound)
+            })
+            .unwrap()
+    };
+    let (fast, all) = (bucket(le), bucket("+Inf"));
+    let delta = |s: &medic::replay::series::Series| s.values[to].unwrap() - s.values[from].unwrap();
+    delta(fast) / delta(all)
+}
+
+#[test]
+fn a_slower_version_and_a_warming_container_answer_slower() {
+    let scenario = Scenario::parse(
+        r#"name: t
+interval: 30s
+duration: 40m
+nodes: [n1]
+workloads:
+  - name: shop/api
+    replicas: 1
+    memory: {limitMi: 100, steady: 0.5}
+    http: {rps: 50, p99: 0.2, warmup: {slow: 10, for: 3m}}
+    events:
+      - {at: 10m, rollout: v2, slower: 4}
+      - {at: 25m, rollout: v3, slower: 0.25}
+"#,
+        "t.yaml",
+    )
+    .unwrap();
+    let loaded = Loaded::parse(&render(&scenario, "t.yaml").unwrap(), "t.yaml").unwrap();
+    let pods: Vec<String> = loaded
+        .series
+        .iter()
+        .filter(|s| s.name == "kube_pod_created")
+        .map(|s| s.labels["pod"].clone())
+        .collect();
+    assert_eq!(pods.len(), 3, "{pods:?}");
+    let (v1, v2, v3) = (&pods[0], &pods[1], &pods[2]);
+    // v1 ran before the recording: warm, and nearly all within 0.25 s.
+    assert!(share_within(&loaded, v1, "0.25", 0, 19) > 0.98);
+    // v2 is four times slower throughout, after its warm-up too (its
+    // median is about v1's p99).
+    assert!(share_within(&loaded, v2, "0.25", 35, 49) < 0.8);
+    // v3 undoes v2's slowness: slow while it warms up, then as fast as v1.
+    assert!(share_within(&loaded, v3, "0.25", 50, 52) < 0.9);
+    assert!(share_within(&loaded, v3, "0.25", 65, 79) > 0.98);
+    // Creation times: three days before the start for the pod that was
+    // already running, the step it started at for the others.
+    let created = |pod: &str| {
+        loaded
+            .series
+            .iter()
+            .find(|s| s.name == "kube_pod_created" && s.labels["pod"] == pod)
+            .and_then(|s| s.values.iter().flatten().next().copied())
+            .unwrap()
+    };
+    let start = medic::replay::DEFAULT_START as f64;
+    assert_eq!(created(v1), start - 3.0 * 86_400.0);
+    assert_eq!(created(v2), start + 600.0);
+    assert_eq!(created(v3), start + 1500.0);
+}

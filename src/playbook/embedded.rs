@@ -78,6 +78,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "error-rate-after-deploy.yaml",
         include_str!("../../playbooks/error-rate-after-deploy.yaml"),
     ),
+    (
+        "latency-after-deploy.yaml",
+        include_str!("../../playbooks/latency-after-deploy.yaml"),
+    ),
 ];
 
 #[cfg(test)]

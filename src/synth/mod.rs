@@ -344,6 +344,23 @@ fn pod_series(
         &gaps,
         |_| Some(1.0),
     );
+    // Pods that ran before the recording were made three days earlier.
+    let created = crate::replay::DEFAULT_START as f64
+        + if pod.warm_at_start {
+            -3.0 * 86_400.0
+        } else {
+            pod.start as f64 * out.interval
+        };
+    out.push(
+        format!(
+            "kube_pod_created{{namespace=\"{ns}\",pod=\"{}\",uid=\"{}\"}}",
+            pod.name, pod.uid
+        ),
+        start,
+        end,
+        &gaps,
+        |_| Some(created),
+    );
     let limit = wl.memory.limit_mi * MI;
     out.push(
         format!("kube_pod_container_resource_limits{{{ids},resource=\"memory\",unit=\"byte\",node=\"{node}\"}}"),
@@ -498,6 +515,12 @@ fn http_series(
             ))
         })
         .collect();
+    let version_slow = version_slowness(wl, &cluster.versions[w], &pod.owner.1);
+    let warm_tau = http
+        .warmup
+        .as_ref()
+        .map(|wu| (wu.slow, (wu.lasting.0 as f64 / 3.0).max(1.0)));
+    let mut born = (!pod.warm_at_start).then_some(pod.start);
     let sigma: f64 = 0.6;
     let (mut ok, mut bad) = (0.0, 0.0);
     let mut buckets = [0.0; BUCKETS.len()];
@@ -507,6 +530,16 @@ fn http_series(
             rows.push((ok, bad, buckets));
             continue;
         }
+        if pod.restarts.iter().any(|&(r, _)| r == s) {
+            born = Some(s);
+        }
+        let cold = match (warm_tau, born) {
+            (Some((k, tau)), Some(b)) => {
+                let age = (s - b) as f64 * out.interval;
+                1.0 + (k - 1.0) * (-age / tau).exp()
+            }
+            _ => 1.0,
+        };
         let rate = http.rps * traffic(scenario, s) / alive(cluster, w, s).max(1) as f64;
         let load = rate / base_share.max(1e-9);
         let (slow, more_errors) = blips
@@ -519,7 +552,7 @@ fn http_series(
             .min(requests);
         ok += requests - errors;
         bad += errors;
-        let p99 = http.p99 * (1.0 + 0.2 * (load - 1.0).max(0.0)) * slow;
+        let p99 = http.p99 * (1.0 + 0.2 * (load - 1.0).max(0.0)) * slow * cold * version_slow;
         let median = p99 / (2.326 * sigma).exp();
         for (b, le) in BUCKETS.iter().enumerate() {
             let below = if le.is_infinite() {
@@ -573,6 +606,24 @@ fn http_series(
         &gaps,
         |s| Some(rows[s].1),
     );
+}
+
+/// How many times slower than the first version the pod's version answers:
+/// the product of the `slower` of every rollout up to and including the
+/// one that made its ReplicaSet (`owner`). Versions after the first are
+/// the workload's rollouts in time order.
+fn version_slowness(wl: &Workload, versions: &pods::Versions, owner: &str) -> f64 {
+    let (_, short) = split(&wl.name);
+    let Some(k) = versions
+        .0
+        .iter()
+        .position(|(hash, ..)| format!("{short}-{hash}") == owner)
+    else {
+        return 1.0;
+    };
+    let mut rollouts: Vec<_> = wl.events.iter().filter(|e| e.rollout.is_some()).collect();
+    rollouts.sort_by_key(|e| e.at.0);
+    rollouts.iter().take(k).filter_map(|e| e.slower).product()
 }
 
 fn deployment_series(out: &mut Out, wl: &Workload, w: usize, cluster: &Cluster) {

@@ -135,6 +135,20 @@ pub struct Http {
     /// Fraction of requests answered 5xx.
     #[serde(default)]
     pub errors: f64,
+    /// A new or restarted container answers slower at first (JIT, cold
+    /// caches and connection pools).
+    #[serde(default)]
+    pub warmup: Option<HttpWarmup>,
+}
+
+/// Latency multiplied by `slow` in a container's first requests, back to
+/// normal (95% of the way) by `for`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpWarmup {
+    pub slow: f64,
+    #[serde(rename = "for")]
+    pub lasting: Secs,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,6 +173,10 @@ pub struct WorkloadEvent {
     /// New pods of a new version replace the old ones one by one.
     #[serde(default)]
     pub rollout: Option<String>,
+    /// The rollout's version answers this many times slower than the one
+    /// before, from its first request (a regression that ships).
+    #[serde(default)]
+    pub slower: Option<f64>,
     /// A StatefulSet's pods are restarted one by one, highest ordinal first.
     #[serde(default)]
     pub restart: bool,
