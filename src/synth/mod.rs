@@ -252,20 +252,12 @@ fn pod_memory(
             let tau = (m.warmup.0 as f64 / 3.0).max(1.0);
             let phase = noise.uniform();
             let mut out = vec![0.0; steps + 1];
-            let mut born = if pod.warm_at_start {
-                None
-            } else {
-                Some(pod.start)
-            };
             for (s, slot) in out
                 .iter_mut()
                 .enumerate()
                 .take(pod.end.min(steps + 1))
                 .skip(pod.start)
             {
-                if pod.restarts.iter().any(|&(r, _)| r == s) {
-                    born = Some(s);
-                }
                 let mut level = m.steady;
                 if let Some(st) = &m.sawtooth {
                     let period = st.period.0.max(1) as f64;
@@ -273,7 +265,7 @@ fn pod_memory(
                     let x = (t / period + phase).fract();
                     level = m.steady + (st.high - m.steady) * x;
                 }
-                let warm = match born {
+                let warm = match pod.container_started(s) {
                     Some(b) if m.warmup.0 > 0 => {
                         let age = (s - b) as f64 * scenario.interval.0 as f64;
                         1.0 - (-age / tau).exp()
@@ -520,7 +512,6 @@ fn http_series(
         .warmup
         .as_ref()
         .map(|wu| (wu.slow, (wu.lasting.0 as f64 / 3.0).max(1.0)));
-    let mut born = (!pod.warm_at_start).then_some(pod.start);
     let sigma: f64 = 0.6;
     let (mut ok, mut bad) = (0.0, 0.0);
     let mut buckets = [0.0; BUCKETS.len()];
@@ -530,10 +521,7 @@ fn http_series(
             rows.push((ok, bad, buckets));
             continue;
         }
-        if pod.restarts.iter().any(|&(r, _)| r == s) {
-            born = Some(s);
-        }
-        let cold = match (warm_tau, born) {
+        let cold = match (warm_tau, pod.container_started(s)) {
             (Some((k, tau)), Some(b)) => {
                 let age = (s - b) as f64 * out.interval;
                 1.0 + (k - 1.0) * (-age / tau).exp()

@@ -25,6 +25,19 @@ pub struct PodLife {
     pub gaps: Vec<(usize, usize)>,
 }
 
+impl PodLife {
+    /// The step its container last (re)started at, up to `step`; `None`
+    /// for a pod that ran before the recording and has not restarted.
+    pub fn container_started(&self, step: usize) -> Option<usize> {
+        self.restarts
+            .iter()
+            .map(|&(r, _)| r)
+            .filter(|&r| r <= step)
+            .max()
+            .or((!self.warm_at_start).then_some(self.start))
+    }
+}
+
 /// A node's life, in steps.
 #[derive(Debug, Clone)]
 pub struct NodeLife {
