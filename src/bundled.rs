@@ -235,6 +235,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/job-failed.yaml"),
     ),
     (
+        "latency-lasting-slowdown.yaml",
+        include_str!("../fixtures/incidents/latency-lasting-slowdown.yaml"),
+    ),
+    (
         "latency-regression-from-first-request.yaml",
         include_str!("../fixtures/incidents/latency-regression-from-first-request.yaml"),
     ),

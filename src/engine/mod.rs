@@ -20,6 +20,7 @@ use crate::model::{ObjectRef, Severity, Timestamp, format_secs};
 use crate::plan::{Plan, matching_playbooks, select_playbook};
 use crate::playbook::Library;
 use crate::signal::{AlertEvent, DetectorOutcome, SignalEvent, SignalTracker};
+use crate::template::Escape;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -359,6 +360,7 @@ impl Engine {
             *into = t - lap;
             lap = t;
         };
+        self.hold_unseen(now, outcomes).await;
         let events = self.tracker.update(now, &self.library.detectors, outcomes);
         split(&mut timings.signals);
         // Fail closed: with no fresh view of the cluster, correlate on the
@@ -530,6 +532,63 @@ impl Engine {
         };
         if let Err(e) = result {
             tracing::error!(error = %e, "storm message not delivered");
+        }
+    }
+
+    /// Keeps firing the signals their query no longer returns while their
+    /// detector's `holdWhile` still returns a series: one instant query
+    /// for each such signal, so none while every query returns its
+    /// signals. A query that cannot be rendered or fails holds nothing:
+    /// the signal clears as it would have without one.
+    async fn hold_unseen(&mut self, now: Timestamp, outcomes: &BTreeMap<String, DetectorOutcome>) {
+        for unseen in self.tracker.unseen(&self.library.detectors, outcomes) {
+            let Some(template) = self
+                .library
+                .detectors
+                .iter()
+                .find(|d| d.name == unseen.detector)
+                .and_then(|d| d.spec.hold_while.as_ref())
+            else {
+                continue;
+            };
+            let mut vars = unseen.labels.clone();
+            vars.insert("onset".into(), unseen.onset.to_string());
+            let query = match crate::template::render(template, &vars, Escape::Promql) {
+                Ok(q) => q,
+                Err(e) => {
+                    tracing::warn!(detector = %unseen.detector, target = %unseen.target, error = %e, "holdWhile cannot be rendered; the signal clears");
+                    continue;
+                }
+            };
+            let value = match self.metrics.instant(&query, now).await {
+                Ok(series) => match series.first() {
+                    Some(s) => s.value,
+                    None => continue,
+                },
+                Err(e) => {
+                    tracing::warn!(detector = %unseen.detector, target = %unseen.target, error = %e, "holdWhile query failed; the signal clears");
+                    continue;
+                }
+            };
+            if !self.tracker.hold(&unseen.detector, &unseen.target, now) {
+                continue;
+            }
+            let text = format!(
+                "{} on {} no longer crosses its moving baseline, but is still off its level before the onset (now {}): kept firing",
+                unseen.detector,
+                unseen.target,
+                crate::incident::fmt_value(value)
+            );
+            for inc in self.incidents.iter_mut().filter(|i| {
+                i.is_open()
+                    && i.signals.iter().any(|r| {
+                        r.cleared_at.is_none()
+                            && r.signal.name == unseen.detector
+                            && r.signal.target == unseen.target
+                    })
+            }) {
+                inc.record(now, Stage::Detect, text.clone());
+            }
         }
     }
 

@@ -445,6 +445,9 @@ fn lint_detector(l: &mut DocLinter<'_>, spec: &DetectorSpec) {
     match crate::limits::parse_promql(&spec.query) {
         Err(e) => l.error("spec.query", format!("PromQL does not parse: {e}")),
         Ok(expr) => {
+            if let Some(hold) = &spec.hold_while {
+                lint_hold_while(l, hold, super::result_labels::result_labels(&expr).as_ref());
+            }
             if spec.anomaly.is_some() && is_threshold(&expr) {
                 l.warning(
                     "spec.query",
@@ -492,6 +495,39 @@ fn lint_detector(l: &mut DocLinter<'_>, spec: &DetectorSpec) {
     }
     if spec.for_.0 < 0 || spec.keep_firing_for.0 < 0 {
         l.error("spec.for", "durations cannot be negative");
+    }
+}
+
+/// `holdWhile` is rendered with the labels a signal fired with and `onset`:
+/// it may name only those, and must parse once rendered.
+fn lint_hold_while(
+    l: &mut DocLinter<'_>,
+    hold: &str,
+    kept: Option<&std::collections::BTreeSet<String>>,
+) {
+    let mut vars = std::collections::BTreeMap::new();
+    for var in template::variables(hold) {
+        let value = if var == "onset" {
+            "1700000000"
+        } else if kept.is_some_and(|k| !k.contains(&var)) {
+            l.error_hint(
+                "spec.holdWhile",
+                format!("uses `{{{{ {var} }}}}`, which no signal of this detector has: the query's result does not keep it"),
+                "name `onset` or a label in the query's `by (...)`".to_string(),
+            );
+            return;
+        } else {
+            "x"
+        };
+        vars.insert(var, value.to_string());
+    }
+    match template::render(hold, &vars, Escape::Promql) {
+        Ok(q) => {
+            if let Err(e) = crate::limits::parse_promql(&q) {
+                l.error("spec.holdWhile", format!("PromQL does not parse: {e}"));
+            }
+        }
+        Err(e) => l.error("spec.holdWhile", e.to_string()),
     }
 }
 
@@ -738,6 +774,38 @@ mod tests {
         assert_eq!(
             findings[0].to_string().lines().next().unwrap(),
             "d.yaml:7:53: error: spec.target.name: uses `{{ container }}`, but the query's result keeps only namespace, pod: no series would name a target (hint: keep `container` in the query's `by (...)`)"
+        );
+    }
+
+    #[test]
+    fn a_hold_while_naming_a_label_no_signal_has_or_not_parsing_is_an_error() {
+        let detector = |hold: &str| {
+            vec![(
+                "d.yaml".to_string(),
+                format!(
+                    "apiVersion: medic.dev/v1alpha1\nkind: Detector\nmetadata: {{name: d}}\nspec:\n  severity: high\n  query: sum by (namespace, pod) (x) > 1\n  target: {{kind: Pod, namespace: \"{{{{ namespace }}}}\", name: \"{{{{ pod }}}}\"}}\n  holdWhile: '{hold}'\n"
+                ),
+            )]
+        };
+        let ok = "x{pod=\"{{ pod }}\"} > 2 * x{pod=\"{{ pod }}\"} @ {{ onset }} offset 10m";
+        assert_eq!(lint_sources(&detector(ok)).2, vec![]);
+        let findings = lint_sources(&detector("x{container=\"{{ container }}\"} > 1")).2;
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].to_string().contains(
+                "spec.holdWhile: uses `{{ container }}`, which no signal of this detector has"
+            ),
+            "{}",
+            findings[0]
+        );
+        let findings = lint_sources(&detector("x{pod=\"{{ pod }}\"} >")).2;
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0]
+                .to_string()
+                .contains("spec.holdWhile: PromQL does not parse"),
+            "{}",
+            findings[0]
         );
     }
 

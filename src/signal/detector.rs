@@ -43,6 +43,14 @@ pub struct DetectorSpec {
     /// threshold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anomaly: Option<AnomalySpec>,
+    /// Once firing, the signal also holds while this PromQL returns a
+    /// series, rendered with the signal's labels and `onset` (when its
+    /// condition began, in Unix seconds, for `@ {{ onset }}`). For a query
+    /// that compares with a moving baseline: the baseline catches up with a
+    /// fault that lasts, and the signal would clear with the fault still
+    /// there; this compares with the level before the onset instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_while: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

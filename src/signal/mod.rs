@@ -12,7 +12,7 @@ mod tracker;
 pub use alerts::{AlertEvent, WebhookAlert, WebhookPayload, from_webhook, raised_by_alerts};
 pub use detector::{Detector, DetectorSpec, TargetTemplate, resource_names};
 pub use observe::{DetectorOutcome, Observation, anomalies, observe_at, observe_range};
-pub use tracker::{SignalEvent, SignalTracker};
+pub use tracker::{SignalEvent, SignalTracker, Unseen};
 
 use crate::model::{ObjectRef, Severity, Timestamp};
 use serde::Serialize;

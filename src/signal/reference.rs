@@ -68,6 +68,13 @@ pub fn markdown(detectors: &[Detector]) -> String {
             "- Without them: returns nothing and stays quiet\n\n```promql\n{}\n```",
             d.spec.query.trim_end()
         );
+        if let Some(hold) = &d.spec.hold_while {
+            let _ = writeln!(
+                out,
+                "\nOnce firing, it holds while this returns a series (`holdWhile`, with the signal's labels and `onset`):\n\n```promql\n{}\n```",
+                hold.trim_end()
+            );
+        }
     }
     out
 }

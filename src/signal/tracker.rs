@@ -28,6 +28,20 @@ struct State {
     /// This evaluation's largest value, and the observation it came from.
     value: f64,
     from: usize,
+    /// The labels it fired with (what `holdWhile` is rendered with).
+    labels: BTreeMap<String, String>,
+    /// Kept firing by the detector's `holdWhile`, not by its query.
+    held: bool,
+}
+
+/// A firing signal its detector's query did not return this time, for the
+/// caller to check against the detector's `holdWhile`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unseen {
+    pub detector: String,
+    pub target: ObjectRef,
+    pub labels: BTreeMap<String, String>,
+    pub onset: Timestamp,
 }
 
 #[derive(Debug, Default)]
@@ -116,6 +130,8 @@ impl SignalTracker {
                 peak: signal.peak,
                 value: signal.value,
                 from: 0,
+                labels: signal.labels.clone(),
+                held: false,
             },
         );
     }
@@ -130,6 +146,63 @@ impl SignalTracker {
             }
         }
         out
+    }
+
+    /// The firing signals of detectors with a `holdWhile` that their query
+    /// did not return this time (a failed query returns nothing to check).
+    pub fn unseen(
+        &self,
+        detectors: &[Detector],
+        outcomes: &BTreeMap<String, DetectorOutcome>,
+    ) -> Vec<Unseen> {
+        let mut out = Vec::new();
+        let mut key = String::new();
+        for d in detectors.iter().filter(|d| d.spec.hold_while.is_some()) {
+            let (Some(DetectorOutcome::Ok(observations)), Some(states)) =
+                (outcomes.get(&d.name), self.states.get(&d.name))
+            else {
+                continue;
+            };
+            if !states.values().any(|s| s.firing) {
+                continue;
+            }
+            let mut returned = std::collections::HashSet::new();
+            for o in observations {
+                if key_into(&mut key, &d.spec.target, &o.labels).is_ok() {
+                    returned.insert(key.clone());
+                }
+            }
+            let mut unseen: Vec<Unseen> = states
+                .iter()
+                .filter(|(k, s)| s.firing && !returned.contains(k.as_str()))
+                .map(|(_, s)| Unseen {
+                    detector: d.name.clone(),
+                    target: s.target.clone(),
+                    labels: s.labels.clone(),
+                    onset: s.pending_since,
+                })
+                .collect();
+            unseen.sort_by(|a, b| a.target.cmp(&b.target));
+            out.extend(unseen);
+        }
+        out
+    }
+
+    /// Counts a firing signal as seen at `now` although its query did not
+    /// return it: its detector's `holdWhile` still holds. Call before
+    /// `update` for the same `now`. Returns whether it was not held the
+    /// evaluation before (the moment to say so in the timeline).
+    pub fn hold(&mut self, detector: &str, target: &ObjectRef, now: Timestamp) -> bool {
+        let Some(state) = self
+            .states
+            .get_mut(detector)
+            .and_then(|s| s.get_mut(key_of(target).as_str()))
+            .filter(|s| s.firing)
+        else {
+            return false;
+        };
+        state.last_seen = now;
+        !std::mem::replace(&mut state.held, true)
     }
 
     /// Advances to `now` with what each detector returned. Events come per
@@ -165,6 +238,8 @@ impl SignalTracker {
                         peak: o.value,
                         value: o.value,
                         from: i,
+                        labels: BTreeMap::new(),
+                        held: false,
                     }),
                 };
                 // Several series may name one target (e.g. per container):
@@ -173,6 +248,7 @@ impl SignalTracker {
                     state.last_seen = now;
                     state.value = o.value;
                     state.from = i;
+                    state.held = false;
                     seen += 1;
                 } else if o.value > state.value {
                     state.value = o.value;
@@ -189,15 +265,16 @@ impl SignalTracker {
                     continue;
                 }
                 s.firing = true;
+                s.labels = observations
+                    .get(s.from)
+                    .map(|o| o.labels.clone())
+                    .unwrap_or_default();
                 fired.push(Signal {
                     name: d.name.clone(),
                     target: s.target.clone(),
                     severity: d.spec.severity,
                     value: s.value,
-                    labels: observations
-                        .get(s.from)
-                        .map(|o| o.labels.clone())
-                        .unwrap_or_default(),
+                    labels: s.labels.clone(),
                     onset: s.pending_since,
                     fired_at: now,
                     onset_value: s.onset_value,
@@ -264,6 +341,7 @@ mod tests {
                 resource: false,
                 keep_firing_for: Secs(keep),
                 anomaly: None,
+                hold_while: None,
             },
         }
     }
@@ -386,6 +464,51 @@ mod tests {
         assert!(
             matches!(ev.as_slice(), [SignalEvent::Cleared { target, .. }] if target.to_string() == "Pod/prod/a"),
             "{ev:?}"
+        );
+    }
+
+    #[test]
+    fn a_held_signal_stays_firing_until_it_is_not_held_and_keep_firing_for_has_passed() {
+        let mut d = [detector(0, 30)];
+        d[0].spec.hold_while = Some("y".into());
+        let mut t = SignalTracker::new();
+        assert_eq!(t.update(0, &d, &seen(&[("a", 1.0), ("b", 1.0)])).len(), 2);
+        let now = seen(&[("b", 1.0)]);
+        let unseen = t.unseen(&d, &now);
+        assert_eq!(
+            unseen,
+            vec![Unseen {
+                detector: "crash_loop".into(),
+                target: ObjectRef::namespaced("Pod", "prod", "a"),
+                labels: BTreeMap::from([
+                    ("namespace".to_string(), "prod".to_string()),
+                    ("pod".to_string(), "a".to_string()),
+                ]),
+                onset: 0,
+            }]
+        );
+        assert!(t.hold("crash_loop", &unseen[0].target, 60), "newly held");
+        assert!(t.update(60, &d, &now).is_empty());
+        assert!(!t.hold("crash_loop", &unseen[0].target, 120), "held before");
+        assert!(t.update(120, &d, &now).is_empty());
+        assert_eq!(t.firing(), 2);
+        // No longer held: it clears once keepFiringFor has passed.
+        assert!(t.update(150, &d, &now).is_empty());
+        let ev = t.update(180, &d, &now);
+        assert!(
+            matches!(ev.as_slice(), [SignalEvent::Cleared { at: 180, target, .. }] if target.name == "a"),
+            "{ev:?}"
+        );
+        // A detector with no holdWhile has nothing to check.
+        d[0].spec.hold_while = None;
+        assert!(t.unseen(&d, &seen(&[])).is_empty());
+        assert!(
+            !t.hold(
+                "crash_loop",
+                &ObjectRef::namespaced("Pod", "prod", "zz"),
+                200
+            ),
+            "not firing"
         );
     }
 
