@@ -67,6 +67,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../fixtures/incidents/error-rate-from-first-request.yaml"),
     ),
     (
+        "error-rate-lasting.yaml",
+        include_str!("../fixtures/incidents/error-rate-lasting.yaml"),
+    ),
+    (
         "guard-action-budget.yaml",
         include_str!("../fixtures/incidents/guard-action-budget.yaml"),
     ),

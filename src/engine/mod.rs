@@ -1114,6 +1114,120 @@ mod tests {
 
     /// Two workloads linked only through a third that is healthy: neither
     /// explains the other, so earliest onset leads until one of them changes.
+    /// Answers each instant query with one series while `holding`, and
+    /// remembers what it was asked.
+    #[derive(Default)]
+    struct HoldAnswers {
+        holding: std::sync::atomic::AtomicBool,
+        asked: std::sync::Mutex<Vec<(String, Timestamp)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Metrics for HoldAnswers {
+        async fn instant(
+            &self,
+            query: &str,
+            at: Timestamp,
+        ) -> Result<Vec<crate::metrics::SeriesValue>, crate::metrics::MetricsError> {
+            self.asked.lock().unwrap().push((query.to_string(), at));
+            Ok(self
+                .holding
+                .load(std::sync::atomic::Ordering::SeqCst)
+                .then(|| crate::metrics::SeriesValue {
+                    labels: BTreeMap::new(),
+                    value: 0.9,
+                })
+                .into_iter()
+                .collect())
+        }
+
+        async fn range(
+            &self,
+            _: &str,
+            _: Timestamp,
+            _: Timestamp,
+            _: i64,
+        ) -> Result<Vec<crate::metrics::SeriesRange>, crate::metrics::MetricsError> {
+            Ok(vec![])
+        }
+    }
+
+    #[tokio::test]
+    async fn a_signal_its_query_drops_is_held_while_hold_while_answers_and_then_clears() {
+        let detector = "apiVersion: medic.dev/v1alpha1\nkind: Detector\nmetadata: {name: slow}\nspec:\n  severity: high\n  query: max by (namespace, pod) (p99) > 1\n  target: {kind: Pod, namespace: \"{{ namespace }}\", name: \"{{ pod }}\"}\n  holdWhile: 'p99{namespace=\"{{ namespace }}\", pod=\"{{ pod }}\"} > 1.5 * p99 @ {{ onset }} offset 10m'\n";
+        let library = Library::from_sources(&[("d.yaml".into(), detector.into())]).unwrap();
+        let metrics = Arc::new(HoldAnswers::default());
+        let mut e = Engine::new(
+            Config::default(),
+            library,
+            Topology::default(),
+            Arc::new(SimCluster::default()),
+            metrics.clone(),
+            Arc::new(MemoryEscalator::default()),
+        );
+        let outcome = |pods: &[&str]| {
+            BTreeMap::from([(
+                "slow".to_string(),
+                DetectorOutcome::Ok(
+                    pods.iter()
+                        .map(|p| crate::signal::Observation {
+                            labels: BTreeMap::from([
+                                ("namespace".to_string(), "shop".to_string()),
+                                ("pod".to_string(), p.to_string()),
+                            ]),
+                            value: 2.0,
+                        })
+                        .collect(),
+                ),
+            )])
+        };
+        e.tick(100, &outcome(&["api-1"])).await;
+        assert_eq!(
+            e.firing_signals(),
+            BTreeMap::from([("slow".to_string(), 1)])
+        );
+        assert!(
+            metrics.asked.lock().unwrap().is_empty(),
+            "returned: nothing to check"
+        );
+        metrics
+            .holding
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        e.tick(130, &outcome(&[])).await;
+        e.tick(160, &outcome(&[])).await;
+        assert_eq!(
+            *metrics.asked.lock().unwrap(),
+            vec![
+                (
+                    "p99{namespace=\"shop\", pod=\"api-1\"} > 1.5 * p99 @ 100 offset 10m"
+                        .to_string(),
+                    130
+                ),
+                (
+                    "p99{namespace=\"shop\", pod=\"api-1\"} > 1.5 * p99 @ 100 offset 10m"
+                        .to_string(),
+                    160
+                ),
+            ]
+        );
+        assert_eq!(e.firing_signals().get("slow"), Some(&1), "held");
+        let inc = &e.incidents()[0];
+        let held: Vec<_> = inc
+            .timeline
+            .iter()
+            .filter(|t| t.text.contains("kept firing"))
+            .collect();
+        assert_eq!(held.len(), 1, "said once: {:?}", inc.timeline);
+        assert_eq!(held[0].at, 130);
+        assert!(inc.signals[0].cleared_at.is_none());
+        metrics
+            .holding
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        e.tick(190, &outcome(&[])).await;
+        assert!(e.firing_signals().is_empty(), "no longer held: cleared");
+        assert_eq!(e.incidents()[0].signals[0].cleared_at, Some(190));
+    }
+
     fn two_workloads() -> (Engine, Arc<SimCluster>) {
         let objects = [
             "{apiVersion: apps/v1, kind: Deployment, metadata: {name: a, namespace: p}}",

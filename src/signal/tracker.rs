@@ -30,7 +30,7 @@ struct State {
     from: usize,
     /// The labels it fired with (what `holdWhile` is rendered with).
     labels: BTreeMap<String, String>,
-    /// Kept firing by the detector's `holdWhile`, not by its query.
+    /// Kept firing by the detector's `holdWhile` at least once since it fired.
     held: bool,
 }
 
@@ -190,8 +190,8 @@ impl SignalTracker {
 
     /// Counts a firing signal as seen at `now` although its query did not
     /// return it: its detector's `holdWhile` still holds. Call before
-    /// `update` for the same `now`. Returns whether it was not held the
-    /// evaluation before (the moment to say so in the timeline).
+    /// `update` for the same `now`. Returns whether it is held for the
+    /// first time since it fired (the moment to say so in the timeline).
     pub fn hold(&mut self, detector: &str, target: &ObjectRef, now: Timestamp) -> bool {
         let Some(state) = self
             .states
@@ -248,7 +248,6 @@ impl SignalTracker {
                     state.last_seen = now;
                     state.value = o.value;
                     state.from = i;
-                    state.held = false;
                     seen += 1;
                 } else if o.value > state.value {
                     state.value = o.value;
