@@ -573,12 +573,15 @@ impl Engine {
             if !self.tracker.hold(&unseen.detector, &unseen.target, now) {
                 continue;
             }
+            let said = format!(
+                "{} on {} no longer crosses its moving baseline",
+                unseen.detector, unseen.target
+            );
             let text = format!(
-                "{} on {} no longer crosses its moving baseline, but is still off its level before the onset (now {}): kept firing",
-                unseen.detector,
-                unseen.target,
+                "{said}, but is still off its level before the onset (now {}): kept firing",
                 crate::incident::fmt_value(value)
             );
+            // Once an incident: a medic restarted since has said it already.
             for inc in self.incidents.iter_mut().filter(|i| {
                 i.is_open()
                     && i.signals.iter().any(|r| {
@@ -586,6 +589,7 @@ impl Engine {
                             && r.signal.name == unseen.detector
                             && r.signal.target == unseen.target
                     })
+                    && !i.timeline.iter().any(|t| t.text.starts_with(&said))
             }) {
                 inc.record(now, Stage::Detect, text.clone());
             }
@@ -1194,6 +1198,10 @@ mod tests {
             .holding
             .store(true, std::sync::atomic::Ordering::SeqCst);
         e.tick(130, &outcome(&[])).await;
+        // medic restarts: the signal is restored from the journal, not its hold.
+        let restored = e.incidents()[0].signals[0].signal.clone();
+        e.tracker = SignalTracker::new();
+        e.tracker.restore(&restored, 140);
         e.tick(160, &outcome(&[])).await;
         assert_eq!(
             *metrics.asked.lock().unwrap(),
@@ -1217,7 +1225,12 @@ mod tests {
             .iter()
             .filter(|t| t.text.contains("kept firing"))
             .collect();
-        assert_eq!(held.len(), 1, "said once: {:?}", inc.timeline);
+        assert_eq!(
+            held.len(),
+            1,
+            "said once, restart or not: {:?}",
+            inc.timeline
+        );
         assert_eq!(held[0].at, 130);
         assert!(inc.signals[0].cleared_at.is_none());
         metrics
