@@ -521,14 +521,26 @@ fn lint_hold_while(
         };
         vars.insert(var, value.to_string());
     }
-    match template::render(hold, &vars, Escape::Promql) {
-        Ok(q) => {
-            if let Err(e) = crate::limits::parse_promql(&q) {
-                l.error("spec.holdWhile", format!("PromQL does not parse: {e}"));
-            }
-        }
-        Err(e) => l.error("spec.holdWhile", e.to_string()),
-    }
+    lint_templated_promql(l, "spec.holdWhile", hold, &vars);
+}
+
+/// Renders a templated query with stand-in values and checks that it
+/// parses; false (with the error reported at `field`) when it does not.
+fn lint_templated_promql(
+    l: &mut DocLinter<'_>,
+    field: &str,
+    text: &str,
+    vars: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    let error = match template::render(text, vars, Escape::Promql) {
+        Ok(q) => match crate::limits::parse_promql(&q) {
+            Ok(_) => return true,
+            Err(e) => format!("PromQL does not parse: {e}"),
+        },
+        Err(e) => e.to_string(),
+    };
+    l.error(field, error);
+    false
 }
 
 /// Whether the query's outermost operation is a filtering comparison.
@@ -708,18 +720,7 @@ fn lint_step(l: &mut DocLinter<'_>, at: &str, s: &StepSpec) -> Option<Step> {
                 vars.insert(v, "x".into());
             }
         }
-        match template::render(&w.query, &vars, Escape::Promql) {
-            Ok(q) => {
-                if let Err(e) = crate::limits::parse_promql(&q) {
-                    l.error(&field, format!("PromQL does not parse: {e}"));
-                    ok = false;
-                }
-            }
-            Err(e) => {
-                l.error(&field, e.to_string());
-                ok = false;
-            }
-        }
+        ok &= lint_templated_promql(l, &field, &w.query, &vars);
         if w.timeout.0 <= 0 {
             l.error(&format!("{at}.waitFor.timeout"), "timeout must be positive");
             ok = false;
